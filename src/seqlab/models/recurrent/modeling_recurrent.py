@@ -1,0 +1,427 @@
+"""seqlab's recurrent language model: a vanilla RNN, LSTM or GRU as a real transformers model.
+
+Shape of the network (the seeds' notation):
+    x_t = Embedding(token_t)                              (dropout)
+    h_t^(l) = Cell(h_t^(l-1), h_{t-1}^(l))                one cuDNN kernel per layer (dropout between layers)
+    logits_t = W_out [P] h_t^(L) + b_out                  P projects hidden -> embedding size when tied
+
+Each layer is its own `nn.RNN` / `nn.LSTM` / `nn.GRU`, so `output_hidden_states` can return every layer and
+fine-tuning can give each layer its own learning rate. Padding on either side is handled by packing: valid
+tokens are moved to the front of each row and run as a `PackedSequence`, so pad tokens never touch the state.
+
+This file imports only torch, transformers and its configuration, so that a saved folder carries it and loads
+with `trust_remote_code=True` where seqlab is not installed.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    SequenceClassifierOutputWithPast,
+)
+
+from .configuration_recurrent import RecurrentConfig
+
+_CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+_GATES = {nn.RNN: 1, nn.LSTM: 4, nn.GRU: 3}
+
+
+class RecurrentState:
+    """The recurrent state h (and c for the LSTM) of every layer after the tokens seen so far.
+
+    It plays the role a KV cache plays for a Transformer: `generate()` hands it back so that only the new
+    token is fed at each step. Its size does not grow with the sequence. `reorder_cache` lets beam search
+    follow the surviving beams.
+    """
+
+    is_compileable = False
+
+    def __init__(self, layers: list, seen_tokens: int):
+        self.layers = layers  # per layer: h of shape (1, batch, hidden) or the LSTM's (h, c)
+        self.seen_tokens = seen_tokens
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.seen_tokens
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        def pick(t: torch.Tensor) -> torch.Tensor:
+            return t.index_select(1, beam_idx.to(t.device))
+
+        self.layers = [
+            tuple(pick(t) for t in state) if isinstance(state, tuple) else pick(state) for state in self.layers
+        ]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+
+@dataclass
+class _Packing:
+    """Where the valid tokens of a padded batch are, so they can be run as a PackedSequence."""
+
+    order: torch.LongTensor  # (batch, time): valid positions first, in order, then pad positions
+    inverse: torch.LongTensor  # undoes `order`
+    lengths: torch.LongTensor  # valid tokens per row, on CPU as pack_padded_sequence requires
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor | None, length: int) -> "_Packing | None":
+        if attention_mask is None:
+            return None
+        mask = attention_mask[:, -length:].bool()
+        if bool(mask.all()):
+            return None  # no padding: the fast path, one kernel call over the whole batch
+        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
+        lengths = mask.sum(dim=1).clamp(min=1).cpu()
+        return cls(order=order, inverse=torch.argsort(order, dim=1), lengths=lengths)
+
+    @staticmethod
+    def _gather(x: torch.Tensor, index: torch.LongTensor) -> torch.Tensor:
+        return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+    def to_front(self, x: torch.Tensor) -> torch.Tensor:
+        return self._gather(x, self.order)
+
+    def to_original(self, x: torch.Tensor) -> torch.Tensor:
+        return self._gather(x, self.inverse)
+
+
+def _is_loaded(param: torch.Tensor) -> bool:
+    # transformers marks tensors it loaded from a checkpoint; never re-initialise those
+    return getattr(param, "_is_hf_initialized", False)
+
+
+class RecurrentPreTrainedModel(PreTrainedModel):
+    config_class = RecurrentConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+    _no_split_modules = []
+    _supports_cache_class = False
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """Explicit initialisation, documented because it decides whether gradients survive through time.
+
+        - Embeddings and linear layers: normal(0, initializer_range), zero biases.
+        - W_ih: Xavier-uniform per gate. W_hh: orthogonal per gate (eigenvalues of modulus 1, so the
+          linear part of the recurrence neither explodes nor vanishes at the start), or the identity
+          when `recurrent_init="identity"` (IRNN: a ReLU RNN that starts by copying its state).
+        - Biases zero, except the LSTM forget gate's, set to 1 so the cell starts by remembering.
+        """
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            if not _is_loaded(module.weight):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None and not _is_loaded(module.bias):
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            if not _is_loaded(module.weight):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+        elif type(module) in _GATES:
+            self._init_recurrent_layer(module)
+
+    def _init_recurrent_layer(self, module: nn.Module) -> None:
+        size = module.hidden_size
+        for name, param in module.named_parameters():
+            if _is_loaded(param):
+                continue
+            chunks = param.split(size, dim=0)  # PyTorch stacks the gates: LSTM i,f,g,o; GRU r,z,n
+            if name.startswith("weight_ih"):
+                for chunk in chunks:
+                    nn.init.xavier_uniform_(chunk)
+            elif name.startswith("weight_hh"):
+                for chunk in chunks:
+                    if self.config.recurrent_init == "identity":
+                        nn.init.eye_(chunk)
+                    else:
+                        nn.init.orthogonal_(chunk)
+            elif name.startswith("bias"):
+                nn.init.zeros_(param)
+                if isinstance(module, nn.LSTM) and name.startswith("bias_ih"):
+                    nn.init.ones_(chunks[1])
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # A DynamicCache holds keys and values; a recurrent network carries its own RecurrentState instead.
+        return False
+
+
+class RecurrentModel(RecurrentPreTrainedModel):
+    """Embeddings and the stack of recurrent layers; returns the last layer's hidden states h_t."""
+
+    def __init__(self, config: RecurrentConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout_prob)
+        self.hidden_dropout = nn.Dropout(config.hidden_dropout_prob)
+        cell = _CELLS[config.cell_type]
+        extra = {"nonlinearity": config.nonlinearity} if config.cell_type == "rnn" else {}
+        self.layers = nn.ModuleList(
+            cell(
+                config.embedding_size if i == 0 else config.hidden_size,
+                config.hidden_size,
+                batch_first=True,
+                **extra,
+            )
+            for i in range(config.num_hidden_layers)
+        )
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        past_key_values: RecurrentState | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast | tuple:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("RecurrentModel: pass exactly one of `input_ids` or `inputs_embeds`.")
+        if past_key_values is not None and not isinstance(past_key_values, RecurrentState):
+            raise ValueError(
+                f"RecurrentModel: `past_key_values` must be the RecurrentState a previous call returned, "
+                f"got {type(past_key_values).__name__}."
+            )
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+
+        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        length = x.size(1)
+        packing = _Packing.from_mask(attention_mask, length)
+        all_hidden = [x] if output_hidden_states else None
+        x = self.embedding_dropout(x)
+        if packing is not None:
+            x = packing.to_front(x)
+
+        states = []
+        for i, layer in enumerate(self.layers):
+            if x.is_cuda:
+                layer.flatten_parameters()  # keeps cuDNN's weights in one block after .to() or loading
+            initial = past_key_values.layers[i] if past_key_values is not None else None
+            if packing is None:
+                x, state = layer(x, initial)
+            else:
+                packed = pack_padded_sequence(x, packing.lengths, batch_first=True, enforce_sorted=False)
+                out, state = layer(packed, initial)
+                x, _ = pad_packed_sequence(out, batch_first=True, total_length=length)
+            states.append(state)
+            if output_hidden_states:
+                all_hidden.append(x if packing is None else packing.to_original(x))
+            if i < len(self.layers) - 1:
+                x = self.hidden_dropout(x)
+        if packing is not None:
+            x = packing.to_original(x)
+
+        seen = (past_key_values.seen_tokens if past_key_values is not None else 0) + length
+        cache = RecurrentState(states, seen) if use_cache else None
+        hidden_states = tuple(all_hidden) if output_hidden_states else None
+        if not return_dict:
+            return tuple(v for v in (x, cache, hidden_states) if v is not None)
+        return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=cache, hidden_states=hidden_states)
+
+
+class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
+    """Recurrent language model: predicts token t+1 from h_t. Generation carries the RecurrentState."""
+
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: RecurrentConfig):
+        super().__init__(config)
+        self.model = RecurrentModel(config)
+        self.output_dropout = nn.Dropout(config.output_dropout_prob)
+        # tying needs the LM head to read vectors of the embedding width
+        self.projection = (
+            nn.Linear(config.hidden_size, config.embedding_size, bias=False)
+            if config.projects_to_embeddings
+            else None
+        )
+        head_in = config.embedding_size if config.tie_word_embeddings else config.hidden_size
+        self.lm_head = nn.Linear(head_in, config.vocab_size, bias=True)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        past_key_values: RecurrentState | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast | tuple:
+        r"""`labels` are the input ids (shifted inside: position t is scored on token t+1); -100 is ignored.
+        `logits_to_keep=k` computes the vocabulary projection for the last k positions only (0: all)."""
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        hidden = outputs.last_hidden_state
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        hidden = self.output_dropout(hidden)
+        if self.projection is not None:
+            hidden = self.projection(hidden)
+        logits = self.lm_head(hidden)
+
+        loss = None
+        if labels is not None:
+            shift_logits = logits[:, :-1].float()
+            shift_labels = labels[:, 1:].to(logits.device)
+            loss = nn.functional.cross_entropy(
+                shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100
+            )
+        if not return_dict:
+            out = (logits, outputs.past_key_values, outputs.hidden_states)
+            out = tuple(v for v in out if v is not None)
+            return (loss, *out) if loss is not None else out
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+        )
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        past_key_values: RecurrentState | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> dict:
+        if past_key_values is not None:
+            # the state already summarises the prompt and earlier tokens: feed only the newest token,
+            # which is never padding
+            model_inputs = {"input_ids": input_ids[:, -1:], "attention_mask": None}
+        elif inputs_embeds is not None and inputs_embeds.size(1) == input_ids.size(1):
+            model_inputs = {"inputs_embeds": inputs_embeds, "attention_mask": attention_mask}
+        else:
+            model_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        model_inputs.update(past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=1)
+        return model_inputs
+
+
+def pool_hidden_states(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """Summarise (batch, time, hidden) into (batch, features), ignoring positions where mask is 0.
+
+    Works for right and left padding: "last" takes the last position whose mask is 1.
+    """
+    if mask is None:
+        mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+    mask = mask[:, -hidden.size(1):].to(hidden.device)
+    positions = torch.arange(hidden.size(1), device=hidden.device)
+    last_index = (mask.long() * (positions + 1)).argmax(dim=1)
+    last = hidden[torch.arange(hidden.size(0), device=hidden.device), last_index]
+    if pooling == "last":
+        return last
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    if pooling == "mean":
+        return mean
+    fill = torch.finfo(hidden.dtype).min
+    maximum = hidden.masked_fill(weights == 0, fill).max(dim=1).values
+    if pooling == "max":
+        return maximum
+    return torch.cat([last, mean, maximum], dim=-1)
+
+
+class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
+    """Recurrent encoder of the sequence + pooling (last / mean / max / concat) + a linear classifier."""
+
+    def __init__(self, config: RecurrentConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.model = RecurrentModel(config)
+        pooled = config.hidden_size * (3 if config.pooling == "concat" else 1)
+        self.dropout = nn.Dropout(config.classifier_dropout_prob)
+        self.classifier = nn.Linear(pooled, config.num_labels)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutputWithPast | tuple:
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        if attention_mask is None and input_ids is not None and self.config.pad_token_id is not None:
+            attention_mask = (input_ids != self.config.pad_token_id).long()
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.config.pooling)
+        logits = self.classifier(self.dropout(pooled))
+
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            if self.num_labels == 1:
+                loss = nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float())
+            else:
+                loss = nn.functional.cross_entropy(logits.float(), labels.view(-1))
+        if not return_dict:
+            out = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            return (loss, *out) if loss is not None else out
+        return SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+__all__ = [
+    "RecurrentState",
+    "RecurrentPreTrainedModel",
+    "RecurrentModel",
+    "RecurrentForCausalLM",
+    "RecurrentForSequenceClassification",
+]

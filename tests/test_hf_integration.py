@@ -1,0 +1,212 @@
+"""Every family as a transformers user meets it: Auto classes, pipelines, remote code, generation."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    pipeline,
+)
+
+import seqlab
+from seqlab.tokenizer import token_config_kwargs
+
+TINY = {
+    "recurrent": dict(cell_type="lstm", embedding_size=24, hidden_size=32, num_hidden_layers=2),
+    "decoder": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+    "encoder": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+}
+NO_DROPOUT = {
+    "recurrent": dict(
+        embedding_dropout_prob=0.0, hidden_dropout_prob=0.0, output_dropout_prob=0.0, classifier_dropout_prob=0.0
+    ),
+    "decoder": dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+    "encoder": dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+}
+HEADS = [
+    ("recurrent", "AutoModel"),
+    ("recurrent", "AutoModelForCausalLM"),
+    ("recurrent", "AutoModelForSequenceClassification"),
+    ("decoder", "AutoModel"),
+    ("decoder", "AutoModelForCausalLM"),
+    ("decoder", "AutoModelForSequenceClassification"),
+    ("encoder", "AutoModel"),
+    ("encoder", "AutoModelForMaskedLM"),
+    ("encoder", "AutoModelForSequenceClassification"),
+]
+AUTO = {
+    "AutoModel": AutoModel,
+    "AutoModelForCausalLM": AutoModelForCausalLM,
+    "AutoModelForMaskedLM": AutoModelForMaskedLM,
+    "AutoModelForSequenceClassification": AutoModelForSequenceClassification,
+}
+LABELS = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
+
+
+def make_model(family, auto_name, tokenizer, seed=0):
+    config_class, heads = seqlab.models.FAMILIES[family]
+    kwargs = {**TINY[family], **NO_DROPOUT[family], **token_config_kwargs(tokenizer), "max_position_embeddings": 64}
+    if auto_name == "AutoModelForSequenceClassification":
+        kwargs.update(num_labels=2, **LABELS)
+    torch.manual_seed(seed)
+    return heads[auto_name](config_class(**kwargs)).eval()
+
+
+def encode(tokenizer, texts):
+    return tokenizer(texts, return_tensors="pt", padding=True)
+
+
+def first_output(outputs):
+    return outputs.logits if getattr(outputs, "logits", None) is not None else outputs.last_hidden_state
+
+
+def test_import_registers_every_family():
+    for family, (config_class, heads) in seqlab.models.FAMILIES.items():
+        config = AutoConfig.for_model(config_class.model_type)
+        assert isinstance(config, config_class)
+        for auto_name, model_class in heads.items():
+            assert type(AUTO[auto_name].from_config(config)) is model_class
+
+
+@pytest.mark.parametrize("family, auto_name", HEADS)
+def test_auto_class_round_trip_is_bit_exact(tmp_path, tokenizer, family, auto_name):
+    model = make_model(family, auto_name, tokenizer)
+    model.save_pretrained(tmp_path)
+    loaded = AUTO[auto_name].from_pretrained(tmp_path).eval()
+    assert type(loaded) is type(model)
+    expected = model.state_dict()
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    batch = encode(tokenizer, ["To be, or not to be", "that is"])
+    assert torch.equal(first_output(loaded(**batch)), first_output(model(**batch)))
+
+
+def test_saved_folder_carries_its_code_and_auto_map(tmp_path, tokenizer):
+    model = make_model("decoder", "AutoModelForCausalLM", tokenizer)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_decoder.DecoderForCausalLM"
+    assert config["auto_map"]["AutoConfig"] == "configuration_decoder.DecoderConfig"
+    assert (tmp_path / "modeling_decoder.py").is_file() and (tmp_path / "configuration_decoder.py").is_file()
+
+
+REMOTE_LOAD = textwrap.dedent(
+    """
+    import sys, json
+    sys.modules["seqlab"] = None  # make `import seqlab` fail: only the folder's own code may be used
+    sys.path = [p for p in sys.path if not p.rstrip("/").endswith("src")]
+    import torch, transformers
+    folder, auto_name = sys.argv[1], sys.argv[2]
+    model = getattr(transformers, auto_name).from_pretrained(folder, trust_remote_code=True).eval()
+    assert "seqlab" not in type(model).__module__.split(".")[0], type(model).__module__
+    batch = torch.load(folder + "/batch.pt", weights_only=True)
+    with torch.no_grad():
+        out = model(**batch)
+    logits = out.logits if getattr(out, "logits", None) is not None else out.last_hidden_state
+    torch.save(logits, folder + "/remote_logits.pt")
+    print(type(model).__module__)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    "family, auto_name",
+    [
+        ("recurrent", "AutoModelForCausalLM"),
+        ("decoder", "AutoModelForSequenceClassification"),
+        ("encoder", "AutoModelForMaskedLM"),
+    ],
+)
+def test_remote_code_loads_without_seqlab_in_a_fresh_process(tmp_path, tokenizer, family, auto_name):
+    model = make_model(family, auto_name, tokenizer)
+    model.save_pretrained(tmp_path)
+    batch = dict(encode(tokenizer, ["Now is the winter of our discontent", "Made glorious"]))
+    torch.save(batch, tmp_path / "batch.pt")
+    env_python = sys.executable
+    result = subprocess.run(
+        [env_python, "-c", REMOTE_LOAD, str(tmp_path), auto_name],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "transformers_modules" in result.stdout
+    with torch.no_grad():
+        expected = first_output(model(**batch))
+    assert torch.equal(torch.load(tmp_path / "remote_logits.pt", weights_only=True), expected)
+
+
+# --- pipelines ---------------------------------------------------------------------------------------
+
+
+def test_prompt_never_ends_in_end_of_sequence(tokenizer):
+    ids = tokenizer("Good morrow, sweet lady")["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] != tokenizer.eos_token_id
+
+
+@pytest.mark.parametrize("family", ["recurrent", "decoder"])
+def test_text_generation_pipeline_continues_the_prompt(tmp_path, tokenizer, family):
+    model = make_model(family, "AutoModelForCausalLM", tokenizer)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    generator = pipeline("text-generation", model=str(tmp_path), device="cpu")
+    prompt = "Good morrow, sweet"
+    out = generator(prompt, max_new_tokens=8, do_sample=False, eos_token_id=None)[0]["generated_text"]
+    assert out.startswith(prompt) and len(out) > len(prompt)
+    # the same continuation as generate() on the model itself
+    ids = tokenizer(prompt, return_tensors="pt")
+    direct = model.generate(**ids, max_new_tokens=8, do_sample=False, eos_token_id=None)
+    assert out == prompt + tokenizer.decode(direct[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def test_fill_mask_pipeline(tmp_path, tokenizer):
+    model = make_model("encoder", "AutoModelForMaskedLM", tokenizer)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    fill = pipeline("fill-mask", model=str(tmp_path), device="cpu")
+    results = fill(f"To be or not to {tokenizer.mask_token}", top_k=3)
+    assert len(results) == 3
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True) and all(0 < s <= 1 for s in scores)
+
+
+@pytest.mark.parametrize("family", ["recurrent", "decoder", "encoder"])
+def test_text_classification_and_feature_extraction_pipelines(tmp_path, tokenizer, family):
+    classifier_dir, body_dir = tmp_path / "classifier", tmp_path / "body"
+    classifier = make_model(family, "AutoModelForSequenceClassification", tokenizer)
+    classifier.save_pretrained(classifier_dir)
+    tokenizer.save_pretrained(classifier_dir)
+    classify = pipeline("text-classification", model=str(classifier_dir), device="cpu")
+    results = classify(["a gorgeous, witty film", "a dull mess", "fine"])
+    assert [set(r) for r in results] == [{"label", "score"}] * 3
+    assert {r["label"] for r in results} <= {"negative", "positive"}
+    batch = encode(tokenizer, ["a dull mess"])
+    with torch.no_grad():
+        probs = classifier(**batch).logits.softmax(-1)[0]
+    assert classify("a dull mess")[0]["score"] == pytest.approx(probs.max().item(), abs=1e-5)
+
+    body = make_model(family, "AutoModel", tokenizer)
+    body.save_pretrained(body_dir)
+    tokenizer.save_pretrained(body_dir)
+    extract = pipeline("feature-extraction", model=str(body_dir), device="cpu")
+    features = torch.tensor(extract("a dull mess")[0])
+    n_tokens = len(tokenizer("a dull mess")["input_ids"])
+    width = body.config.hidden_size
+    assert features.shape == (n_tokens, width)
+
+
+def test_tokenizer_loads_with_auto_tokenizer(tokenizer):
+    loaded = AutoTokenizer.from_pretrained(tokenizer.saved_folder)
+    text = "O Romeo, Romeo! wherefore art thou Romeo?"
+    assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]

@@ -1,0 +1,308 @@
+"""The recurrent family: the seed's worked example, state handling, padding, generation, saving."""
+
+import pytest
+import torch
+
+from seqlab import (
+    RecurrentConfig,
+    RecurrentForCausalLM,
+    RecurrentForSequenceClassification,
+    RecurrentModel,
+)
+from seqlab.models.recurrent.modeling_recurrent import RecurrentState
+
+CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", None), ("gru", None)]
+
+
+def tiny_config(cell_type="lstm", nonlinearity=None, **overrides):
+    kwargs = dict(
+        vocab_size=40,
+        embedding_size=12,
+        hidden_size=16,
+        num_hidden_layers=2,
+        cell_type=cell_type,
+        nonlinearity=nonlinearity,
+        embedding_dropout_prob=0.0,
+        hidden_dropout_prob=0.0,
+        output_dropout_prob=0.0,
+        classifier_dropout_prob=0.0,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    kwargs.update(overrides)
+    return RecurrentConfig(**kwargs)
+
+
+def build(model_class, cell_type="lstm", nonlinearity=None, seed=0, **overrides):
+    torch.manual_seed(seed)
+    return model_class(tiny_config(cell_type, nonlinearity, **overrides)).eval()
+
+
+# --- the seed's worked example (000, Part 1) -------------------------------------------------------
+
+
+def worked_example_model() -> RecurrentForCausalLM:
+    config = RecurrentConfig(
+        vocab_size=4,
+        embedding_size=4,
+        hidden_size=2,
+        num_hidden_layers=1,
+        cell_type="rnn",
+        nonlinearity="tanh",
+        tie_word_embeddings=False,
+        embedding_dropout_prob=0.0,
+        hidden_dropout_prob=0.0,
+        output_dropout_prob=0.0,
+        pad_token_id=None,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    model = RecurrentForCausalLM(config).eval()
+    rnn = model.model.layers[0]
+    with torch.no_grad():
+        model.model.embed_tokens.weight.copy_(torch.eye(4))  # one-hot x_t
+        rnn.weight_ih_l0.copy_(torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]]))
+        rnn.weight_hh_l0.copy_(torch.tensor([[0.1, 0.2], [0.3, 0.4]]))
+        rnn.bias_ih_l0.zero_()
+        rnn.bias_hh_l0.zero_()
+        model.lm_head.weight.copy_(torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8]]))
+        model.lm_head.bias.zero_()
+    return model
+
+
+def test_worked_example_reproduces_the_seed_numbers():
+    model = worked_example_model()
+    assert model.projection is None and model.lm_head.weight.shape == (4, 2)
+    a, b, c, d = range(4)
+    out = model(
+        torch.tensor([[a, b, c, d]]),
+        labels=torch.tensor([[-100, -100, -100, d]]),  # only "C -> D" is scored
+        output_hidden_states=True,
+    )
+    h = out.hidden_states[1][0]
+    tol = 1e-3  # the seed rounds along the way
+    torch.testing.assert_close(h[0], torch.tensor([0.0997, 0.4621]), atol=tol, rtol=0)
+    torch.testing.assert_close(h[1], torch.tensor([0.2935, 0.6729]), atol=tol, rtol=0)
+    torch.testing.assert_close(h[2], torch.tensor([0.4339, 0.7843]), atol=tol, rtol=0)
+    logits_at_c = out.logits[0, 2]
+    torch.testing.assert_close(logits_at_c, torch.tensor([0.20025, 0.44389, 0.68753, 0.93117]), atol=tol, rtol=0)
+    assert logits_at_c.softmax(-1)[d].item() == pytest.approx(0.3473, abs=tol)
+    assert out.loss.item() == pytest.approx(1.057, abs=tol)
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"cell_type": "transformer"}, "cell_type"),
+        ({"cell_type": "lstm", "nonlinearity": "relu"}, "nonlinearity"),
+        ({"cell_type": "rnn", "nonlinearity": "sigmoid"}, "nonlinearity"),
+        ({"hidden_size": 0}, "hidden_size"),
+        ({"num_hidden_layers": -1}, "num_hidden_layers"),
+        ({"hidden_dropout_prob": 1.0}, "hidden_dropout_prob"),
+        ({"embedding_dropout_prob": -0.1}, "embedding_dropout_prob"),
+        ({"pooling": "attention"}, "pooling"),
+        ({"recurrent_init": "zeros"}, "recurrent_init"),
+    ],
+)
+def test_config_validation_names_the_field(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        RecurrentConfig(**kwargs)
+
+
+def test_config_defaults_and_round_trip(tmp_path):
+    config = RecurrentConfig(cell_type="rnn", hidden_size=8, embedding_size=4)
+    assert config.nonlinearity == "tanh" and config.model_type == "seqlab_recurrent"
+    config.save_pretrained(tmp_path)
+    loaded = RecurrentConfig.from_pretrained(tmp_path)
+    assert (loaded.cell_type, loaded.nonlinearity, loaded.embedding_size) == ("rnn", "tanh", 4)
+
+
+# --- initialisation -----------------------------------------------------------------------------
+
+
+def test_initialisation_is_explicit():
+    lstm = build(RecurrentModel, "lstm").layers[0]
+    hidden = lstm.hidden_size
+    forget_bias = lstm.bias_ih_l0[hidden : 2 * hidden] + lstm.bias_hh_l0[hidden : 2 * hidden]
+    assert torch.all(forget_bias == 1.0)
+    other_gates = torch.cat([lstm.bias_ih_l0[:hidden], lstm.bias_ih_l0[2 * hidden :]])
+    assert torch.all(other_gates == 0.0)
+    for cell in ("rnn", "lstm", "gru"):
+        layer = build(RecurrentModel, cell).layers[1]
+        for gate in layer.weight_hh_l0.detach().split(layer.hidden_size):
+            torch.testing.assert_close(gate @ gate.T, torch.eye(layer.hidden_size), atol=1e-5, rtol=0)
+    irnn = build(RecurrentModel, "rnn", "relu", recurrent_init="identity").layers[0]
+    assert torch.equal(irnn.weight_hh_l0.detach(), torch.eye(irnn.hidden_size))
+
+
+# --- forward, loss, hidden states ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell_type, nonlinearity", CELLS)
+def test_loss_is_shifted_cross_entropy(cell_type, nonlinearity):
+    model = build(RecurrentForCausalLM, cell_type, nonlinearity)
+    ids = torch.randint(5, 40, (3, 9))
+    labels = ids.clone()
+    labels[0, 4] = -100
+    out = model(ids, labels=labels, output_hidden_states=True)
+    assert out.logits.shape == (3, 9, 40)
+    assert len(out.hidden_states) == 3  # embeddings + one per layer
+    expected = torch.nn.functional.cross_entropy(
+        out.logits[:, :-1].reshape(-1, 40), labels[:, 1:].reshape(-1), ignore_index=-100
+    )
+    torch.testing.assert_close(out.loss, expected)
+    assert isinstance(out.past_key_values, RecurrentState)
+    assert out.past_key_values.get_seq_length() == 9
+
+
+def test_state_continues_the_sequence():
+    model = build(RecurrentForCausalLM, "lstm")
+    ids = torch.randint(5, 40, (2, 10))
+    full = model(ids).logits
+    first = model(ids[:, :6], use_cache=True)
+    rest = model(ids[:, 6:], past_key_values=first.past_key_values)
+    torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+def test_padding_on_either_side_does_not_touch_the_state(cell_type):
+    model = build(RecurrentModel, cell_type)
+    ids = torch.randint(5, 40, (1, 6))
+    alone = model(ids, use_cache=True)
+    pad = torch.zeros(1, 3, dtype=torch.long)
+    ones, zeros = torch.ones(1, 6, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long)
+    right = model(torch.cat([ids, pad], 1), attention_mask=torch.cat([ones, zeros], 1), use_cache=True)
+    left = model(torch.cat([pad, ids], 1), attention_mask=torch.cat([zeros, ones], 1), use_cache=True)
+    torch.testing.assert_close(right.last_hidden_state[:, :6], alone.last_hidden_state, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(left.last_hidden_state[:, 3:], alone.last_hidden_state, atol=1e-6, rtol=1e-5)
+    for padded in (right, left):
+        for got, want in zip(padded.past_key_values.layers, alone.past_key_values.layers):
+            got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+            for g, w in zip(got, want):
+                torch.testing.assert_close(g, w, atol=1e-6, rtol=1e-5)
+
+
+def test_inputs_embeds_matches_input_ids():
+    model = build(RecurrentForCausalLM, "gru")
+    ids = torch.randint(5, 40, (2, 5))
+    embeds = model.get_input_embeddings()(ids)
+    torch.testing.assert_close(model(inputs_embeds=embeds).logits, model(ids).logits)
+    with pytest.raises(ValueError, match="exactly one"):
+        model.model()
+
+
+# --- generation ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell_type, nonlinearity", CELLS)
+def test_greedy_with_and_without_state_is_identical(cell_type, nonlinearity):
+    model = build(RecurrentForCausalLM, cell_type, nonlinearity, seed=1)
+    ids = torch.randint(5, 40, (2, 5))
+    cached = model.generate(ids, max_new_tokens=12, do_sample=False, use_cache=True, pad_token_id=0, eos_token_id=None)
+    uncached = model.generate(ids, max_new_tokens=12, do_sample=False, use_cache=False, pad_token_id=0, eos_token_id=None)
+    assert cached.shape == (2, 17)
+    assert torch.equal(cached, uncached)
+
+
+def test_generate_feeds_only_the_new_token_once_the_state_exists(monkeypatch):
+    model = build(RecurrentForCausalLM, "lstm")
+    lengths = []
+    original = model.model.forward
+
+    def spy(*args, **kwargs):
+        ids = kwargs.get("input_ids")
+        lengths.append(ids.shape[1] if ids is not None else kwargs["inputs_embeds"].shape[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(model.model, "forward", spy)
+    model.generate(torch.randint(5, 40, (1, 7)), max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=None)
+    assert lengths == [7, 1, 1, 1, 1]
+
+
+def test_left_padded_batch_generation_equals_single_prompts():
+    model = build(RecurrentForCausalLM, "lstm", seed=2)
+    short, long = torch.randint(5, 40, (1, 3)), torch.randint(5, 40, (1, 6))
+    batch = torch.cat([torch.cat([torch.zeros(1, 3, dtype=torch.long), short], 1), long])
+    mask = (torch.arange(6) >= torch.tensor([[3], [0]])).long()
+    out = model.generate(batch, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
+    alone_short = model.generate(short, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
+    alone_long = model.generate(long, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
+    assert torch.equal(out[0, 6:], alone_short[0, 3:])
+    assert torch.equal(out[1, 6:], alone_long[0, 6:])
+
+
+def test_beam_search_reorders_the_state():
+    model = build(RecurrentForCausalLM, "gru", seed=3)
+    ids = torch.randint(5, 40, (2, 4))
+    kwargs = dict(max_new_tokens=6, num_beams=3, do_sample=False, pad_token_id=0, eos_token_id=None)
+    cached = model.generate(ids, use_cache=True, **kwargs)
+    uncached = model.generate(ids, use_cache=False, **kwargs)
+    assert torch.equal(cached, uncached)
+
+
+def test_sampling_is_reproducible_with_a_seed():
+    model = build(RecurrentForCausalLM, "rnn", "tanh")
+    ids = torch.randint(5, 40, (2, 4))
+    torch.manual_seed(7)
+    first = model.generate(ids, max_new_tokens=8, do_sample=True, top_k=10, pad_token_id=0, eos_token_id=None)
+    torch.manual_seed(7)
+    second = model.generate(ids, max_new_tokens=8, do_sample=True, top_k=10, pad_token_id=0, eos_token_id=None)
+    assert first.shape == (2, 12) and torch.equal(first, second)
+
+
+# --- classification pooling -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "concat"])
+def test_pooling_respects_padding_on_either_side(pooling):
+    model = build(RecurrentForSequenceClassification, "lstm", pooling=pooling, num_labels=3)
+    ids = torch.randint(5, 40, (1, 5))
+    alone = model(ids).logits
+    pad, ones, zeros = torch.zeros(1, 4, dtype=torch.long), torch.ones(1, 5), torch.zeros(1, 4)
+    right = model(torch.cat([ids, pad], 1), attention_mask=torch.cat([ones, zeros], 1)).logits
+    left = model(torch.cat([pad, ids], 1), attention_mask=torch.cat([zeros, ones], 1)).logits
+    torch.testing.assert_close(right, alone, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(left, alone, atol=1e-6, rtol=1e-5)
+    # without a mask, pad_token_id marks the padding
+    torch.testing.assert_close(model(torch.cat([ids, pad], 1)).logits, alone, atol=1e-6, rtol=1e-5)
+
+
+def test_classification_loss_and_width():
+    model = build(RecurrentForSequenceClassification, "gru", pooling="concat", num_labels=2)
+    assert model.classifier.in_features == 3 * 16
+    ids = torch.randint(5, 40, (4, 6))
+    labels = torch.tensor([0, 1, 1, 0])
+    out = model(ids, labels=labels)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
+
+
+# --- tying and saving -----------------------------------------------------------------------------
+
+
+def test_tied_head_with_projection_when_widths_differ():
+    model = build(RecurrentForCausalLM, "lstm")  # embedding 12, hidden 16
+    assert model.projection.weight.shape == (12, 16)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    untied = build(RecurrentForCausalLM, "lstm", tie_word_embeddings=False)
+    assert untied.projection is None and untied.lm_head.weight.shape == (40, 16)
+    assert untied.lm_head.weight.data_ptr() != untied.model.embed_tokens.weight.data_ptr()
+
+
+@pytest.mark.parametrize("cell_type", ["rnn", "lstm", "gru"])
+def test_save_load_round_trip_is_bit_exact(tmp_path, cell_type):
+    model = build(RecurrentForCausalLM, cell_type)
+    with torch.no_grad():  # move every weight away from any value initialisation could produce
+        for param in model.parameters():
+            param.add_(torch.randn_like(param))
+    model.save_pretrained(tmp_path)
+    loaded = RecurrentForCausalLM.from_pretrained(tmp_path).eval()
+    expected = model.state_dict()
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    assert loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()
+    ids = torch.randint(5, 40, (2, 6))
+    assert torch.equal(loaded(ids).logits, model(ids).logits)
