@@ -1,0 +1,245 @@
+"""Turn the transfer-gap runs (results.jsonl) into tables, plots and a report that states what was measured.
+
+Protocol: within each arm (task, family, init, label budget) the learning rate with the best mean
+validation score over seeds is kept, the same rule and the same grid size for every arm; the cell
+reports that learning rate's per-seed scores (mean, std, 95% t-interval). The gap is pretrained minus
+scratch with a Welch 95% interval.
+"""
+
+import csv
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from .stats import difference_of_means, summarize
+
+INITS = ("pretrained", "scratch")
+
+
+def read_results(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _score(record: dict, metric: str) -> float:
+    return float(record["metrics"][metric])
+
+
+def select_cells(records: list[dict], metric: str = "accuracy") -> dict:
+    """{(task, family, init, n): {"learning_rate", "scores", "seeds"}} with the best learning rate per arm."""
+    by_arm = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        arm = (r["task"], r["family"], r["init"], int(r["num_train_examples"]))
+        by_arm[arm][r["learning_rate"]].append(r)
+    cells = {}
+    for arm, by_lr in by_arm.items():
+        lr, runs = max(by_lr.items(), key=lambda item: sum(_score(r, metric) for r in item[1]) / len(item[1]))
+        runs = sorted(runs, key=lambda r: r["seed"])
+        cells[arm] = {
+            "learning_rate": lr,
+            "scores": [_score(r, metric) for r in runs],
+            "seeds": [r["seed"] for r in runs],
+        }
+    return cells
+
+
+def summary_rows(records: list[dict], metric: str = "accuracy") -> list[dict]:
+    cells = select_cells(records, metric)
+    rows = []
+    for task, family, n in sorted({(t, f, n) for t, f, _, n in cells}, key=lambda k: (k[0], k[1], k[2])):
+        row = {"task": task, "family": family, "num_train_examples": n, "metric": metric}
+        for init in INITS:
+            cell = cells.get((task, family, init, n))
+            if cell is None:
+                continue
+            stats = summarize(cell["scores"])
+            row.update(
+                {
+                    f"{init}_mean": stats["mean"],
+                    f"{init}_std": stats["std"],
+                    f"{init}_ci95": stats["ci95"],
+                    f"{init}_seeds": stats["n"],
+                    f"{init}_lr": cell["learning_rate"],
+                }
+            )
+        both = [cells.get((task, family, init, n)) for init in INITS]
+        if all(both):
+            gap = difference_of_means(both[0]["scores"], both[1]["scores"])
+            row.update(gap=gap["gap"], gap_ci95=gap["ci95"])
+        rows.append(row)
+    return rows
+
+
+def _fmt(mean, std=None, ci=None) -> str:
+    if mean is None:
+        return "–"
+    text = f"{mean:.3f}"
+    if std is not None and not math.isnan(std):
+        text += f" ± {std:.3f}"
+    if ci is not None and not math.isnan(ci):
+        text += f" [±{ci:.3f}]"
+    return text
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = [
+        "| task | family | N labels | pretrained | scratch | gap (pre − scratch) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        pre = _fmt(r.get("pretrained_mean"), r.get("pretrained_std"), r.get("pretrained_ci95"))
+        scr = _fmt(r.get("scratch_mean"), r.get("scratch_std"), r.get("scratch_ci95"))
+        gap = "–" if "gap" not in r else f"{r['gap']:+.3f}" + (
+            "" if math.isnan(r["gap_ci95"]) else f" [±{r['gap_ci95']:.3f}]"
+        )
+        lines.append(f"| {r['task']} | {r['family']} | {r['num_train_examples']} | {pre} | {scr} | {gap} |")
+    lines.append("")
+    lines.append("Cells: mean ± std over seeds [95% t-interval half-width]; gap: Welch 95% interval.")
+    return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    fields = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("task", "family", "num_train_examples"), k))
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot(rows: list[dict], output_dir: Path) -> list[Path]:
+    """accuracy_vs_labels.png (log x, one line per family and init) and gap.png (gap per family)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for task in sorted({r["task"] for r in rows}):
+        task_rows = [r for r in rows if r["task"] == task]
+        families = sorted({r["family"] for r in task_rows})
+        colors = {f: plt.get_cmap("tab10")(i) for i, f in enumerate(families)}
+        suffix = "" if len({r["task"] for r in rows}) == 1 else f"_{task}"
+
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for family in families:
+            fam = sorted((r for r in task_rows if r["family"] == family), key=lambda r: r["num_train_examples"])
+            for init, style in (("pretrained", "-"), ("scratch", "--")):
+                pts = [r for r in fam if f"{init}_mean" in r]
+                if not pts:
+                    continue
+                ax.errorbar(
+                    [r["num_train_examples"] for r in pts],
+                    [r[f"{init}_mean"] for r in pts],
+                    yerr=[0 if math.isnan(r[f"{init}_ci95"]) else r[f"{init}_ci95"] for r in pts],
+                    linestyle=style,
+                    marker="o",
+                    capsize=3,
+                    color=colors[family],
+                    label=f"{family} {init}",
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled training examples (log scale)")
+        ax.set_ylabel("validation accuracy")
+        ax.set_title(f"Transfer gap on {task}: pretrained (solid) vs scratch (dashed)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = output_dir / f"accuracy_vs_labels{suffix}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for family in families:
+            pts = sorted((r for r in task_rows if r["family"] == family and "gap" in r), key=lambda r: r["num_train_examples"])
+            if pts:
+                ax.errorbar(
+                    [r["num_train_examples"] for r in pts],
+                    [r["gap"] for r in pts],
+                    yerr=[0 if math.isnan(r["gap_ci95"]) else r["gap_ci95"] for r in pts],
+                    marker="o",
+                    capsize=3,
+                    color=colors[family],
+                    label=family,
+                )
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled training examples (log scale)")
+        ax.set_ylabel("accuracy gap (pretrained − scratch)")
+        ax.set_title(f"Transfer gap per family on {task} (95% intervals)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = output_dir / f"gap{suffix}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def findings(rows: list[dict]) -> list[str]:
+    """Sentences that state the measured gaps, including where they are not distinguishable from zero."""
+    out = []
+    for r in rows:
+        if "gap" not in r:
+            continue
+        ci = r["gap_ci95"]
+        where = f"{r['family']} on {r['task']} with {r['num_train_examples']} labels"
+        numbers = f"{r['pretrained_mean']:.3f} vs {r['scratch_mean']:.3f}, gap {r['gap']:+.3f}"
+        if math.isnan(ci):
+            verdict = "a single seed per arm: no interval, no claim"
+        elif r["gap"] - ci > 0:
+            verdict = f"pretraining helps (95% interval ±{ci:.3f} excludes 0)"
+        elif r["gap"] + ci < 0:
+            verdict = f"pretraining hurts (95% interval ±{ci:.3f} excludes 0)"
+        else:
+            verdict = f"no difference distinguishable from seed noise (95% interval ±{ci:.3f} includes 0)"
+        out.append(f"- {where}: {numbers}; {verdict}.")
+    return out
+
+
+def write_report(output_dir: str | Path, metadata: dict | None = None, metric: str = "accuracy") -> dict:
+    """Write summary.md, summary.csv, the plots and report.md from output_dir/results.jsonl."""
+    output_dir = Path(output_dir)
+    records = read_results(output_dir / "results.jsonl")
+    if not records:
+        raise ValueError(f"no finished runs in {output_dir / 'results.jsonl'}: nothing to report")
+    rows = summary_rows(records, metric)
+    table = markdown_table(rows)
+    (output_dir / "summary.md").write_text(table + "\n", encoding="utf-8")
+    write_csv(rows, output_dir / "summary.csv")
+    plots = plot(rows, output_dir)
+
+    metadata = metadata or {}
+    lines = ["# Transfer gap: pretrained vs from scratch", ""]
+    if metadata:
+        lines += ["## Setup", ""]
+        lines += [f"- **{k}**: {v}" for k, v in metadata.items()]
+        lines.append("")
+    lines += [
+        "## Protocol",
+        "",
+        f"{len(records)} fine-tuning runs. Per arm (task, family, init, N) the learning rate with the best mean "
+        "validation score over seeds is kept (same grid for every arm); the label subset for a given seed is "
+        "identical across arms. SST-2 and IMDB have no public test labels here, so selection and reporting "
+        "both use validation: absolute numbers are optimistic by the same amount in every arm, the gaps are "
+        "comparable.",
+        "",
+        "## Results",
+        "",
+        table,
+        "",
+        "## Findings (generated from the numbers above)",
+        "",
+        *findings(rows),
+        "",
+        "## Plots",
+        "",
+        *[f"![{p.stem}]({p.name})" for p in plots],
+        "",
+    ]
+    (output_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    return {"rows": rows, "plots": [str(p) for p in plots]}
