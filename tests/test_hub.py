@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
@@ -29,10 +30,14 @@ def fake_run(folder, family, auto_name, tokenizer):
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     classifier = auto_name.endswith("SequenceClassification")
-    metrics = {"eval": {"accuracy": 0.8125, "f1": 0.8}} if classifier else {"eval": {"perplexity": 42.5, "loss": 3.75}}
+    metrics = (
+        {"eval_accuracy": 0.8125, "eval_f1": 0.8, "eval_loss": 0.45, "train_loss": 0.3, "eval_files": {"imdb.tsv": {"accuracy": 0.7}}}
+        if classifier
+        else {"eval_perplexity": 42.5, "eval_loss": 3.75, "train_loss": 3.5}
+    )
     (folder / "metrics.json").write_text(json.dumps(metrics))
     recipe = {"dataset": "sst2_sentence"} if classifier else {"datasets": ["general_english", "imdb:unsup"]}
-    (folder / "recipe.json").write_text(json.dumps({**recipe, "learning_rate": 0.001, "max_steps": 10}))
+    (folder / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "learning_rate": 0.001, "max_steps": 10}))
     (folder / ".env").write_text("HF_TOKEN=hf_secret\n")
     (folder / "train_log.jsonl").write_text("{}\n")
     (folder / "checkpoints" / "step-10").mkdir(parents=True)
@@ -50,7 +55,7 @@ def test_dry_run_export_loads_without_seqlab(tmp_path, tokenizer, family, auto_n
     assert {"README.md", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= set(files)
     assert f"modeling_{family}.py" in files and f"configuration_{family}.py" in files
     assert ("generation_config.json" in files) == (auto_name == "AutoModelForCausalLM")
-    assert not {".env", "checkpoints", "train_log.jsonl", "metrics.json", "recipe.json"} & set(files)
+    assert not {".env", "checkpoints", "train_log.jsonl", "metrics.json", "recipe.yaml"} & set(files)
     assert "auto_map" in json.loads((export / "config.json").read_text())
 
     card = ModelCard.load(export / "README.md")
@@ -61,6 +66,8 @@ def test_dry_run_export_loads_without_seqlab(tmp_path, tokenizer, family, auto_n
     expected = {"accuracy": 0.8125, "f1": 0.8} if pipeline_tag == "text-classification" else {"perplexity": 42.5, "loss": 3.75}
     assert {r.metric_name: r.metric_value for r in results} == expected
     assert "trust_remote_code=True" in card.text and "Limitations and bias" in card.text
+    if pipeline_tag == "text-classification":
+        assert "| imdb.tsv | accuracy | 0.7000 |" in card.text  # --eval_file scores: in the table, not the index
 
     batch = dict(encode(tokenizer, ["O brave new world", "That has such people in't"]))
     with torch.no_grad():

@@ -4,12 +4,14 @@ import json
 import math
 from pathlib import Path
 
+import yaml
+
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..errors import SeqlabUsageError
+from ..training.runtime import RECIPE_FILE
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "model_cards"
-_RECIPE_FILES = ("recipe.json", "recipe.yaml", "recipe.yml")
 _DATASET_IDS = {
     "sst2": "stanfordnlp/sst2",
     "sst2_sentence": "stanfordnlp/sst2",
@@ -34,18 +36,8 @@ def read_run_files(model_dir: Path) -> tuple[dict, dict]:
     """(metrics, recipe) of a training output folder; empty dicts where a file is absent."""
     metrics_path = model_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
-    recipe = {}
-    for name in _RECIPE_FILES:
-        path = model_dir / name
-        if path.is_file():
-            text = path.read_text(encoding="utf-8")
-            if name.endswith(".json"):
-                recipe = json.loads(text)
-            else:
-                import yaml
-
-                recipe = yaml.safe_load(text) or {}
-            break
+    recipe_path = model_dir / RECIPE_FILE
+    recipe = (yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}) if recipe_path.is_file() else {}
     return metrics, recipe
 
 
@@ -82,29 +74,43 @@ def _family_text(family: str, config, num_parameters: int) -> str:
     return Template(template).render(**values).strip()
 
 
+def _metric_name(key: str) -> str | None:
+    """"eval_accuracy" -> "accuracy"; None for keys that are not validation scores."""
+    return key[len("eval_") :] if key.startswith("eval_") else None
+
+
 def _evaluation(metrics: dict, is_classifier: bool, dataset: str | None, dataset_id: str | None):
+    """The card's evaluation table (validation split and any --eval_file) and the model-index results."""
     wanted = _CLASSIFIER_METRICS if is_classifier else _LM_METRICS
-    numbers = {k: v for k, v in flatten_numbers(metrics).items() if k.split("/")[-1].split("_")[-1] in wanted or k.split("/")[-1] in wanted}
-    if not numbers:
+    validation = {
+        name: value
+        for key, value in flatten_numbers({k: v for k, v in metrics.items() if k != "eval_files"}).items()
+        if (name := _metric_name(key)) in wanted
+    }
+    extra = {
+        f"{file} / {name}": value
+        for key, value in flatten_numbers(metrics.get("eval_files") or {}).items()
+        for file, name in [key.rsplit("/", 1)]
+        if name in wanted
+    }
+    if not validation and not extra:
         return "No evaluation results were recorded for this run (metrics.json is missing or empty).", []
-    lines = ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in sorted(numbers.items())]
-    results = []
-    if dataset_id:
-        for key, value in sorted(numbers.items()):
-            if "/" in key and not key.startswith(("eval/", "validation/", "final/")):
-                continue  # scores on extra --eval_file data go into the table, not the model-index
-            metric = key.split("/")[-1]
-            results.append(
-                EvalResult(
-                    task_type="text-classification" if is_classifier else "text-generation",
-                    dataset_type=dataset_id,
-                    dataset_name=dataset or dataset_id,
-                    dataset_split="validation",
-                    metric_type=metric if metric in ("accuracy", "f1", "perplexity") else "loss",
-                    metric_name=metric,
-                    metric_value=value,
-                )
-            )
+    split = f"{dataset} validation" if dataset else "validation"
+    lines = ["| data | metric | value |", "|---|---|---|"]
+    lines += [f"| {split} | {name} | {value:.4f} |" for name, value in sorted(validation.items())]
+    lines += [f"| {key.split(' / ')[0]} | {key.split(' / ')[1]} | {value:.4f} |" for key, value in sorted(extra.items())]
+    results = [
+        EvalResult(
+            task_type="text-classification" if is_classifier else "text-generation",
+            dataset_type=dataset_id,
+            dataset_name=dataset or dataset_id,
+            dataset_split="validation",
+            metric_type=name,
+            metric_name=name,
+            metric_value=value,
+        )
+        for name, value in sorted(validation.items())
+    ] if dataset_id else []
     return "\n".join(lines), results
 
 

@@ -1,0 +1,107 @@
+"""The transfer-gap experiment end to end on a micro grid, its resumability and its config errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from seqlab.errors import SeqlabUsageError
+from seqlab.experiment import load_experiment, run_experiment
+
+MICRO = {
+    "task": "sst2_sentence",
+    "families": {"lstm": "configs/models/recurrent-tiny.yaml", "decoder": "configs/models/decoder-tiny.yaml"},
+    "inits": ["pretrained", "scratch"],
+    "label_budgets": [40],
+    "seeds": [0],
+    "learning_rates": [1.0e-3],
+    "tokenizer": {"sources": ["general_english"], "vocab_size": 300, "kind": "bpe", "max_texts": 2000},
+    "pretraining": {
+        "datasets": ["general_english"],
+        "max_seq_length": 32,
+        "max_corpus_tokens": 20000,
+        "max_steps": 4,
+        "per_device_train_batch_size": 8,
+        "max_eval_batches": 2,
+        "save_steps": None,
+    },
+    "finetuning": {"max_length": 32, "per_device_eval_batch_size": 128},
+    "min_finetune_steps": 4,
+}
+
+
+def write_config(tmp_path, **changes):
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump({**MICRO, **changes}))
+    return path
+
+
+@pytest.fixture
+def in_repo(repo_root, monkeypatch):
+    monkeypatch.chdir(repo_root)  # model YAML paths in the config are relative to the repository
+
+
+def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo):
+    config = write_config(tmp_path, eval_files=[str(tmp_path / "extra.tsv")])
+    (tmp_path / "extra.tsv").write_text("sentence\tlabel\ngreat fun\t1\nawful\t0\nsuperb acting\t1\n")
+    out = run_experiment(config, tmp_path / "out")
+
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["family"], r["init"]) for r in records) == [
+        ("decoder", "pretrained"), ("decoder", "scratch"), ("lstm", "pretrained"), ("lstm", "scratch"),
+    ]  # fmt: skip
+    for r in records:
+        assert r["num_train_examples"] == 40 and r["seed"] == 0
+        assert 0.0 <= r["metrics"]["accuracy"] <= 1.0 and "f1" in r["metrics"]
+        assert r["eval_files"]["extra.tsv"]["examples"] == 3
+        assert r["versions"]["torch"] and r["hardware"]["cpu_count"] and r["wall_time_s"] > 0
+        assert (r["pretrained_from"] is None) == (r["init"] == "scratch")
+    for name in ("summary.md", "summary.csv", "report.md", "accuracy_vs_labels.png", "gap.png"):
+        assert (out / name).stat().st_size > 0, name
+    report = (out / "report.md").read_text()
+    assert "| sst2_sentence | lstm | 40 |" in report and "a single seed per arm" in report
+    assert not (out / "finetune").exists() or not any((out / "finetune").iterdir())  # models not kept by default
+
+    # resume: nothing is redone; a lost line is redone alone
+    lines = (out / "results.jsonl").read_text().splitlines()
+    (out / "results.jsonl").write_text("\n".join(lines[:3]) + "\n")
+    run_experiment(config, out)
+    again = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(again) == 4 and [r["run_id"] for r in again[:3]] == [json.loads(x)["run_id"] for x in lines[:3]]
+    assert again[3]["run_id"] == json.loads(lines[3])["run_id"]
+    assert again[3]["metrics"] == json.loads(lines[3])["metrics"]  # deterministic on CPU
+
+
+def test_same_label_subset_for_every_arm(tmp_path, in_repo):
+    """Fairness by construction: a seed picks the same examples whatever the family or init."""
+    from seqlab.data import load_text_dataset, stratified_subset
+
+    train = load_text_dataset("sst2_sentence", "train")
+    first = stratified_subset(train, 40, seed=0)["text"]
+    assert stratified_subset(train, 40, seed=0)["text"] == first
+    assert stratified_subset(train, 40, seed=1)["text"] != first
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"learning_rates": {"lstm": [1e-3, 3e-3], "decoder": [1e-3]}}, "same size"),
+        ({"inits": ["pretrained", "random"]}, "inits"),
+        ({"label_budgets": [0]}, "label budget"),
+        ({"seeds": []}, "seeds"),
+        ({"famillies": {}}, "unknown key"),
+    ],
+)
+def test_bad_experiment_configs_are_refused(tmp_path, changes, message):
+    with pytest.raises(SeqlabUsageError, match=message):
+        load_experiment(write_config(tmp_path, **changes))
+
+
+def test_cli_reports_a_missing_config_without_traceback(tmp_path, repo_root):
+    result = subprocess.run(
+        [sys.executable, str(repo_root / "scripts" / "transfer_gap.py"), "--config", str(tmp_path / "nope.yaml")],
+        capture_output=True, text=True, timeout=120, cwd=repo_root,
+    )  # fmt: skip
+    assert result.returncode == 1 and "does not exist" in result.stderr and "Traceback" not in result.stderr
