@@ -106,16 +106,21 @@ class RecurrentPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         """Explicit initialisation, documented because it decides whether gradients survive through time.
 
-        - Embeddings and linear layers: normal(0, initializer_range), zero biases.
+        - Embeddings: normal(0, initializer_range). Linear layers (projection, untied head, classifier):
+          Xavier-uniform, which keeps the scale whatever the widths; zero biases.
         - W_ih: Xavier-uniform per gate. W_hh: orthogonal per gate (eigenvalues of modulus 1, so the
           linear part of the recurrence neither explodes nor vanishes at the start), or the identity
           when `recurrent_init="identity"` (IRNN: a ReLU RNN that starts by copying its state).
         - Biases zero, except the LSTM forget gate's, set to 1 so the cell starts by remembering.
         """
         std = self.config.initializer_range
+        tied_head = module is getattr(self, "lm_head", None) and self.config.tie_word_embeddings
         if isinstance(module, nn.Linear):
             if not _is_loaded(module.weight):
-                nn.init.normal_(module.weight, mean=0.0, std=std)
+                if tied_head:  # the same tensor as the embeddings: initialise it as one
+                    nn.init.normal_(module.weight, mean=0.0, std=std)
+                else:
+                    nn.init.xavier_uniform_(module.weight)
             if module.bias is not None and not _is_loaded(module.bias):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
