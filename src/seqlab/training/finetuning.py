@@ -1,0 +1,347 @@
+"""Fine-tuning a sequence classifier from a pretrained language model, or from scratch.
+
+From a pretrained folder, ``AutoModelForSequenceClassification.from_pretrained`` keeps the body
+(embeddings and layers) and drops the language-model head; a fresh classifier goes on top. From
+``scratch`` the same configuration starts from random weights: the pair measures what pretraining
+transfers. Strategies: ``full`` (train everything), ``freeze_body`` (a linear probe of the pretrained
+features) and ``ulmfit`` (discriminative learning rates, slanted triangular schedule, gradual
+unfreezing). The training examples are a stratified subset chosen by seed alone, so every
+architecture sees the same ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import lzma
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import SeqlabUsageError
+from .checkpointing import find_checkpoint
+from .loop import LoopSettings, steps_per_epoch
+from .optim import (
+    GradualUnfreezing,
+    create_optimizer,
+    create_scheduler,
+    freeze,
+    slanted_triangular_schedule,
+    warmup_steps_for,
+)
+from .pretraining import check_sequence_length
+from .recipe import FINETUNE_FIELDS, check_budget, check_positive, resolve_path, resolve_recipe
+from .runtime import (
+    build_model_config,
+    check_config_overrides,
+    check_tracker,
+    create_output_dir,
+    family_of_config,
+    make_accelerator,
+    prepare_output_dir,
+    release_accelerator,
+    resolve_mixed_precision,
+    seeded_generator,
+)
+from .session import finish, run_session, save_model_fn
+
+SCRATCH = "scratch"
+
+
+def validate_finetuning_recipe(recipe: dict[str, Any]) -> None:
+    """Checks that need no data, model or tokenizer (cheap; run first)."""
+    for key in ("model_name_or_path", "output_dir", "dataset"):
+        if not recipe.get(key):
+            raise SeqlabUsageError(f"recipe key {key!r} is not set; pass --{key} VALUE")
+    if recipe["model_name_or_path"] == SCRATCH and not recipe.get("model_config"):
+        raise SeqlabUsageError(
+            "--model_name_or_path scratch needs --model_config (a model YAML or a pretrained folder whose "
+            "config to copy) and --tokenizer_path"
+        )
+    if recipe.get("max_train_tokens") is not None:
+        raise SeqlabUsageError("max_train_tokens is a pretraining budget; fine-tune with max_steps or num_train_epochs")
+    check_budget(recipe)
+    check_positive(recipe, ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                            "learning_rate", "max_length", "logging_steps", "eval_steps", "save_steps", "num_labels",
+                            "num_train_examples", "max_eval_batches", "stop_after_steps", "ulmfit_unfreeze_steps"))
+    check_positive(recipe, ("weight_decay", "warmup_ratio", "warmup_steps", "max_grad_norm", "save_total_limit",
+                            "debug_batch_log", "dataloader_num_workers"), allow_zero=True)
+    if recipe["ulmfit_lr_decay"] < 1.0:
+        raise SeqlabUsageError(f"ulmfit_lr_decay must be >= 1 (lower layers learn slower), got {recipe['ulmfit_lr_decay']!r}")
+    check_tracker(recipe["report_to"])
+    resolve_mixed_precision(recipe["mixed_precision"])
+
+
+def _columns_of(path: Path) -> list[str]:
+    """The column names of a TSV/CSV header or of the first JSON line (for error messages)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    opener = {".xz": lzma.open, ".gz": gzip.open}.get(suffixes[-1] if suffixes else "", open)
+    with opener(path, "rt", encoding="utf-8") as handle:
+        first = next((line for line in handle if line.strip()), "")
+    if ".jsonl" in suffixes:
+        try:
+            record = json.loads(first)
+        except json.JSONDecodeError:
+            return []
+        return list(record) if isinstance(record, dict) else []
+    return [c.strip() for c in first.rstrip("\r\n").split("\t" if ".tsv" in suffixes else ",")]
+
+
+def load_labelled(source: str, split: str, what: str):
+    """A labelled dataset (text + label) from a key or file, or a usage error naming the columns seen."""
+    from ..data import load_text_dataset
+
+    dataset = load_text_dataset(source, split)
+    if "label" not in dataset.column_names:
+        path = Path(source)
+        seen = ", ".join(_columns_of(path)) if path.is_file() else ", ".join(dataset.column_names)
+        raise SeqlabUsageError(
+            f"{what} {source!r} (split {split!r}) has no label column; columns seen: {seen}; name the label column "
+            "'label' (or labels / sentiment) with integer classes"
+        )
+    return dataset
+
+
+def _eval_file_name(path: str, taken: set[str]) -> str:
+    """metrics.json key of an --eval_file: its file name (with its folder when two files share a name)."""
+    name = Path(path).name
+    if name in taken:
+        name = f"{Path(path).parent.name}/{name}"
+    taken.add(name)
+    return name
+
+
+def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2label: dict[int, str]):
+    """Return ``(family, model, loaded_body_tensors)``: the pretrained body with a fresh classification head,
+    or (``scratch``) the same configuration with fresh weights everywhere."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers.utils import logging as transformers_logging
+
+    from ..models import FAMILIES
+    from ..tokenizer import check_vocab_compatible
+
+    label_kwargs = {"num_labels": num_labels, "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+    if recipe["model_name_or_path"] == SCRATCH:
+        family, config = build_model_config(recipe["model_config"], recipe["model"] or {}, tokenizer, recipe, **label_kwargs)
+        check_vocab_compatible(tokenizer, config)
+        return family, FAMILIES[family][1]["AutoModelForSequenceClassification"](config), 0
+
+    path = resolve_path(recipe["model_name_or_path"], recipe)
+    if not (path.is_dir() and (path / "config.json").is_file()):
+        raise SeqlabUsageError(
+            f"--model_name_or_path {recipe['model_name_or_path']!r} is not a model folder (no config.json); pass the "
+            "output_dir of a pretraining run, or 'scratch' with --model_config"
+        )
+    config = AutoConfig.from_pretrained(str(path))
+    family = family_of_config(config)
+    check_config_overrides(FAMILIES[family][0], recipe["model"] or {}, "the recipe's `model` overrides")
+    check_vocab_compatible(tokenizer, config)
+    # transformers reports the dropped LM head and the fresh classifier as a warning table; the
+    # expected outcome is checked below instead (a body weight that did not load is an error).
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            str(path), **label_kwargs, **(recipe["model"] or {}), output_loading_info=True
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    prefix = f"{model.base_model_prefix}."
+    missing_body = [key for key in info["missing_keys"] if key.startswith(prefix)]
+    if missing_body:
+        raise SeqlabUsageError(
+            f"the body weights of {str(path)!r} did not load ({len(missing_body)} missing, e.g. {missing_body[0]}); "
+            "pass the folder of a seqlab language model of the same family"
+        )
+    loaded = sum(1 for key in model.state_dict() if key.startswith(prefix))
+    return family, model, loaded
+
+
+def run_finetuning(recipe: Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Fine-tune a classifier as ``recipe`` says; returns the metrics also written to metrics.json.
+
+    Keys of the result: ``eval_accuracy``, ``eval_f1`` (macro), ``eval_loss`` on ``eval_split``;
+    ``eval_files``: ``{file name: {accuracy, f1, loss, examples}}`` for each ``eval_files`` entry; and
+    training facts (``train_loss``, ``num_train_examples``, ``step``, ...). Example::
+
+        run_finetuning({"config": "configs/finetune/sst2-tiny.yaml"}, model_name_or_path="runs/decoder-tiny",
+                       num_train_examples=100, seed=1, output_dir="runs/ft")
+    """
+    resolved = resolve_recipe(recipe, FINETUNE_FIELDS, overrides or None)
+    validate_finetuning_recipe(resolved)
+    accelerator = make_accelerator(resolved)
+    try:
+        return _finetune(accelerator, resolved)
+    finally:
+        release_accelerator(accelerator)
+
+
+def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+
+    from ..data import (
+        ClassificationCollator,
+        check_labels,
+        infer_num_labels,
+        key_label_names,
+        stratified_subset,
+        tokenize_classification,
+    )
+    from ..tokenizer import load_tokenizer
+    from .evaluation import cap_for_evaluation, evaluate_classification
+
+    # 1. Everything that can refuse the run, before anything is written to output_dir.
+    checkpoint = find_checkpoint(recipe["resume_from_checkpoint"], recipe["output_dir"]) \
+        if recipe["resume_from_checkpoint"] else None
+    output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], checkpoint is not None)
+    scratch = recipe["model_name_or_path"] == SCRATCH
+    tokenizer_source = recipe["tokenizer_path"] or (None if scratch else recipe["model_name_or_path"])
+    if tokenizer_source is None:
+        model_config = resolve_path(recipe["model_config"], recipe)
+        if not (model_config.is_dir() and (model_config / "tokenizer.json").is_file()):
+            raise SeqlabUsageError("--model_name_or_path scratch needs --tokenizer_path (the tokenizer to train with)")
+        tokenizer_source = str(model_config)
+    tokenizer = load_tokenizer(resolve_path(tokenizer_source, recipe))
+
+    taken: set[str] = set()
+    with accelerator.main_process_first():  # one process writes the datasets caches, the others read them
+        train_set = load_labelled(recipe["dataset"], recipe["train_split"], "dataset")
+        eval_set = load_labelled(recipe["dataset"], recipe["eval_split"], "dataset")
+        eval_files = {_eval_file_name(str(f), taken): load_labelled(str(resolve_path(f, recipe)), "train", "eval_file")
+                      for f in recipe["eval_files"]}
+    names = key_label_names(recipe["dataset"])
+    num_labels = recipe["num_labels"] or (len(names) if names else infer_num_labels(train_set))
+    for what, dataset in [("training split", train_set), ("evaluation split", eval_set), *eval_files.items()]:
+        try:
+            check_labels(dataset, num_labels)
+        except SeqlabUsageError as error:
+            raise SeqlabUsageError(f"{what}: {error}") from None
+    id2label = {i: names[i] for i in range(num_labels)} if names and len(names) == num_labels \
+        else {i: f"LABEL_{i}" for i in range(num_labels)}
+    train_set = stratified_subset(train_set, recipe["num_train_examples"], seed=recipe["seed"])
+
+    set_seed(recipe["seed"])  # the classifier head starts the same on every process and run
+    family, model, loaded_body_tensors = load_classifier(recipe, tokenizer, num_labels, id2label)
+    check_sequence_length(family, model.config, recipe["max_length"], key="max_length")
+    set_seed(recipe["seed"], device_specific=True)
+
+    # 2. Data loaders, strategy, optimizer and schedule.
+    collator = ClassificationCollator(pad_token_id=tokenizer.pad_token_id)
+    eval_batch = recipe["per_device_eval_batch_size"] or recipe["per_device_train_batch_size"]
+    eval_set = cap_for_evaluation(eval_set, recipe["max_eval_batches"], eval_batch, accelerator.num_processes)
+    with accelerator.main_process_first():
+        train_tokens = tokenize_classification(train_set, tokenizer, recipe["max_length"])
+        eval_tokens = tokenize_classification(eval_set, tokenizer, recipe["max_length"])
+        file_tokens = {name: tokenize_classification(ds, tokenizer, recipe["max_length"]) for name, ds in eval_files.items()}
+
+    def loader(dataset, **kwargs) -> DataLoader:
+        return DataLoader(dataset, collate_fn=collator, num_workers=recipe["dataloader_num_workers"], **kwargs)
+
+    train_dataloader = loader(train_tokens, batch_size=recipe["per_device_train_batch_size"], shuffle=True,
+                              generator=seeded_generator(recipe["seed"]))
+    eval_dataloader = loader(eval_tokens, batch_size=eval_batch)
+    file_loaders = {name: loader(tokens, batch_size=eval_batch) for name, tokens in file_tokens.items()}
+
+    strategy = recipe["strategy"]
+    frozen = freeze(model.base_model.parameters()) if strategy == "freeze_body" else 0
+    optimizer = create_optimizer(
+        model,
+        learning_rate=recipe["learning_rate"],
+        weight_decay=recipe["weight_decay"],
+        betas=(recipe["adam_beta1"], recipe["adam_beta2"]),
+        eps=recipe["adam_epsilon"],
+        layer_lr_decay=recipe["ulmfit_lr_decay"] if strategy == "ulmfit" else None,
+        device=accelerator.device,
+    )
+    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader
+    )
+    file_loaders = {name: accelerator.prepare_data_loader(dl) for name, dl in file_loaders.items()}
+    epoch_steps = steps_per_epoch(len(train_dataloader), recipe["gradient_accumulation_steps"])
+    max_steps = recipe["max_steps"] or max(1, math.ceil(float(recipe["num_train_epochs"]) * epoch_steps))
+    before_step = None
+    if strategy == "ulmfit":
+        scheduler = slanted_triangular_schedule(
+            optimizer.optimizer, max_steps, cut_frac=recipe["ulmfit_cut_frac"], ratio=recipe["ulmfit_ratio"]
+        )
+        unfreezing = GradualUnfreezing(optimizer, recipe["ulmfit_unfreeze_steps"] or epoch_steps)
+        before_step = unfreezing.drop_frozen_gradients
+    else:
+        scheduler = create_scheduler(
+            recipe["lr_scheduler_type"],
+            optimizer.optimizer,
+            num_training_steps=max_steps,
+            num_warmup_steps=warmup_steps_for(max_steps, recipe["warmup_steps"], recipe["warmup_ratio"]),
+        )
+
+    def evaluate() -> dict[str, Any]:
+        return evaluate_classification(accelerator, model, eval_dataloader, num_labels)
+
+    def final_evaluate() -> dict[str, Any]:
+        scores = evaluate()
+        for name, file_loader in file_loaders.items():
+            scores[name] = evaluate_classification(accelerator, model, file_loader, num_labels)
+        return scores
+
+    # 3. Train.
+    create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], checkpoint is not None, recipe)
+    settings = LoopSettings(
+        max_steps=max_steps,
+        gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
+        max_grad_norm=recipe["max_grad_norm"],
+        logging_steps=recipe["logging_steps"],
+        eval_steps=recipe["eval_steps"],
+        save_steps=recipe["save_steps"],
+        save_total_limit=recipe["save_total_limit"],
+        stop_after_steps=recipe["stop_after_steps"],
+        output_dir=str(output_dir),
+        debug_batch_log=recipe["debug_batch_log"],
+    )
+    session = run_session(
+        accelerator,
+        recipe,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_dataloader=train_dataloader,
+        settings=settings,
+        output_dir=output_dir,
+        checkpoint=checkpoint,
+        evaluate_fn=evaluate,
+        final_evaluate_fn=final_evaluate,
+        save_model=save_model_fn(accelerator, model, tokenizer, output_dir, recipe["save_model"]),
+        before_optimizer_step=before_step,
+    )
+    loop = session.loop
+    metrics: dict[str, Any] = {
+        "family": family,
+        "model_name_or_path": recipe["model_name_or_path"],
+        "pretrained": not scratch,
+        "loaded_body_tensors": loaded_body_tensors,
+        "strategy": strategy,
+        "dataset": recipe["dataset"],
+        "num_labels": num_labels,
+        "num_train_examples": len(train_set),
+        "seed": recipe["seed"],
+        "learning_rate": recipe["learning_rate"],
+        "step": loop.progress.step,
+        "max_steps": max_steps,
+        "epoch": loop.progress.epoch + loop.progress.batches_in_epoch / max(len(train_dataloader), 1),
+        "train_loss": loop.train_loss,
+        "train_seconds": loop.seconds,
+        "frozen_parameters": frozen,
+        "num_parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "device": str(accelerator.device) if accelerator.device.type != "cuda" else torch.cuda.get_device_name(),
+    }
+    if session.final_scores is None:
+        metrics["stopped_at_step"] = loop.progress.step
+        return metrics
+    scores = dict(session.final_scores)
+    metrics["eval_files"] = {name: scores.pop(name) for name in file_loaders}
+    metrics.update({f"eval_{key}": value for key, value in scores.items()})
+    finish(accelerator, output_dir, metrics)
+    return metrics

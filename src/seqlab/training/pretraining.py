@@ -1,0 +1,297 @@
+"""Language-model pretraining of any seqlab family from a recipe.
+
+The objective follows the family: causal language modelling (predict the next token) for the
+recurrent and decoder families, masked language modelling (predict hidden tokens from both sides)
+for the encoder. Everything that can be wrong with a recipe is checked before ``output_dir`` is
+created, so a refused run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from ..errors import SeqlabUsageError
+from .checkpointing import find_checkpoint
+from .loop import LoopSettings
+from .optim import create_optimizer, create_scheduler, warmup_steps_for
+from .recipe import PRETRAIN_FIELDS, TOKENIZER_TRAIN_KEYS, check_budget, check_positive, resolve_path, resolve_recipe
+from .runtime import (
+    LM_AUTO_NAMES,
+    OBJECTIVES,
+    build_model_config,
+    check_tracker,
+    create_output_dir,
+    make_accelerator,
+    prepare_output_dir,
+    release_accelerator,
+    resolve_mixed_precision,
+    seeded_generator,
+)
+from .session import finish, run_session, save_model_fn
+
+
+def validate_pretraining_recipe(recipe: dict[str, Any]) -> None:
+    """Checks that need no data, model or tokenizer (cheap; run first)."""
+    for key in ("model_config", "tokenizer_path", "datasets", "output_dir"):
+        if not recipe.get(key):
+            raise SeqlabUsageError(f"recipe key {key!r} is not set; add it to the recipe or pass --{key} VALUE")
+    check_budget(recipe)
+    check_positive(recipe, ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                            "learning_rate", "max_seq_length", "logging_steps", "eval_steps", "save_steps",
+                            "max_corpus_tokens", "num_proc", "max_eval_batches", "stop_after_steps"))
+    check_positive(recipe, ("weight_decay", "warmup_ratio", "warmup_steps", "max_grad_norm", "save_total_limit",
+                            "validation_fraction", "debug_batch_log", "dataloader_num_workers"), allow_zero=True)
+    if not 0.0 < recipe["mlm_probability"] < 1.0:
+        raise SeqlabUsageError(f"mlm_probability must lie in (0, 1), got {recipe['mlm_probability']!r}")
+    train_spec = recipe.get("tokenizer_train")
+    if train_spec is not None:
+        unknown = sorted(set(train_spec) - set(TOKENIZER_TRAIN_KEYS))
+        if unknown:
+            raise SeqlabUsageError(
+                f"unknown tokenizer_train key(s) {', '.join(map(repr, unknown))}; valid keys: "
+                f"{', '.join(TOKENIZER_TRAIN_KEYS)}"
+            )
+        if not train_spec.get("sources"):
+            raise SeqlabUsageError("tokenizer_train needs `sources` (data keys or files to learn the vocabulary from)")
+    check_tracker(recipe["report_to"])
+    resolve_mixed_precision(recipe["mixed_precision"])
+
+
+def obtain_tokenizer(accelerator, recipe: Mapping[str, Any]):
+    """Load ``tokenizer_path``; when it does not exist and ``tokenizer_train`` is given, train it there first."""
+    from ..tokenizer import load_tokenizer, train_tokenizer_from_sources
+
+    path = resolve_path(recipe["tokenizer_path"], recipe)
+    spec = recipe.get("tokenizer_train")
+    if not path.exists():
+        if spec is None:
+            raise SeqlabUsageError(
+                f"tokenizer_path {str(path)!r} does not exist; train one with scripts/train_tokenizer.py, "
+                "fix the path, or add a tokenizer_train mapping (sources, vocab_size, kind) to the recipe"
+            )
+        if accelerator.is_main_process:
+            sources = spec["sources"]
+            train_tokenizer_from_sources(
+                [sources] if isinstance(sources, str) else list(sources),
+                output_dir=path,
+                vocab_size=int(spec.get("vocab_size", 8000)),
+                kind=spec.get("kind", "bpe"),
+                min_frequency=int(spec.get("min_frequency", 2)),
+                max_texts=spec.get("max_texts"),
+                show_progress=False,
+            )
+        accelerator.wait_for_everyone()
+    return load_tokenizer(path)
+
+
+def check_sequence_length(family: str, config, max_seq_length: int, key: str = "max_seq_length") -> None:
+    """Transformers have a position table of ``max_position_embeddings`` rows; recurrences have none."""
+    if family != "recurrent" and max_seq_length > config.max_position_embeddings:
+        raise SeqlabUsageError(
+            f"{key}={max_seq_length} is above the model's max_position_embeddings={config.max_position_embeddings}; "
+            f"lower --{key} or raise --model.max_position_embeddings"
+        )
+
+
+def budget_to_steps(recipe: Mapping[str, Any], batches_per_epoch: int, num_processes: int) -> int:
+    """Optimizer steps from max_steps, a token budget, or a number of epochs."""
+    from .loop import steps_per_epoch
+
+    if recipe.get("max_steps"):
+        return int(recipe["max_steps"])
+    if recipe.get("max_train_tokens"):
+        tokens_per_step = (recipe["per_device_train_batch_size"] * recipe["gradient_accumulation_steps"]
+                           * num_processes * recipe["max_seq_length"])
+        return max(1, math.ceil(recipe["max_train_tokens"] / tokens_per_step))
+    epochs = float(recipe.get("num_train_epochs") or 1.0)
+    return max(1, math.ceil(epochs * steps_per_epoch(batches_per_epoch, recipe["gradient_accumulation_steps"])))
+
+
+def _pad_only(pad_token_id: int):
+    """Collate blocks into input_ids + attention_mask (masking happens later, in the loop)."""
+    from ..data import pad_sequences
+
+    def collate(features: list[dict]) -> dict:
+        input_ids, attention_mask = pad_sequences([f["input_ids"] for f in features], pad_token_id)
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    return collate
+
+
+def run_pretraining(recipe: Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Pretrain a language model as ``recipe`` says; returns the metrics also written to metrics.json.
+
+    ``recipe`` is a mapping of recipe keys; its ``config`` key (a YAML file) is loaded underneath and
+    keyword ``overrides`` go on top, e.g.
+    ``run_pretraining({"config": "configs/pretrain/decoder-tiny.yaml"}, max_steps=20, output_dir="runs/x")``.
+    A run stopped by ``stop_after_steps`` returns ``{"stopped_at_step": N, ...}`` and saves no model.
+    """
+    resolved = resolve_recipe(recipe, PRETRAIN_FIELDS, overrides or None)
+    validate_pretraining_recipe(resolved)
+    accelerator = make_accelerator(resolved)
+    try:
+        return _pretrain(accelerator, resolved)
+    finally:
+        release_accelerator(accelerator)
+
+
+def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from accelerate.utils import send_to_device, set_seed
+    from torch.utils.data import DataLoader
+
+    from ..data import CausalLMCollator, MaskedLMCollator, build_pretraining_dataset
+    from ..models import FAMILIES
+    from ..tokenizer import check_vocab_compatible
+    from .evaluation import cap_for_evaluation, evaluate_causal_lm, evaluate_masked_lm
+
+    # 1. Everything that can refuse the run, before anything is written to output_dir.
+    checkpoint = find_checkpoint(recipe["resume_from_checkpoint"], recipe["output_dir"]) \
+        if recipe["resume_from_checkpoint"] else None
+    output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], checkpoint is not None)
+    tokenizer = obtain_tokenizer(accelerator, recipe)
+    family, config = build_model_config(recipe["model_config"], recipe["model"] or {}, tokenizer, recipe)
+    check_vocab_compatible(tokenizer, config)
+    check_sequence_length(family, config, recipe["max_seq_length"])
+    objective = OBJECTIVES[family]
+    with accelerator.main_process_first():
+        corpus = build_pretraining_dataset(
+            tokenizer,
+            recipe["datasets"],
+            max_seq_length=recipe["max_seq_length"],
+            validation_fraction=recipe["validation_fraction"],
+            max_tokens=recipe["max_corpus_tokens"],
+            num_proc=recipe["num_proc"] or 1,
+            seed=recipe["seed"],
+        )
+    train_set = corpus["train"]
+    batch_size = recipe["per_device_train_batch_size"]
+    if len(train_set) < batch_size * accelerator.num_processes:
+        raise SeqlabUsageError(
+            f"the training corpus holds {len(train_set)} blocks of {recipe['max_seq_length']} tokens, fewer than one "
+            f"batch ({batch_size} x {accelerator.num_processes} processes); lower per_device_train_batch_size, "
+            "raise max_corpus_tokens or add datasets"
+        )
+
+    # 2. Model, data loaders, optimizer and schedule.
+    set_seed(recipe["seed"])  # the same initial weights on every process
+    model = FAMILIES[family][1][LM_AUTO_NAMES[objective]](config)
+    set_seed(recipe["seed"], device_specific=True)  # dropout and masking differ between processes
+    batch_transform = None
+    if objective == "causal":
+        train_collator = eval_collator = CausalLMCollator(pad_token_id=tokenizer.pad_token_id)
+    else:
+        # Training masks are drawn in the loop from the global (checkpointed) generator, see loop.train;
+        # evaluation masks from a private generator reseeded before each evaluation: the same every time.
+        train_collator = _pad_only(tokenizer.pad_token_id)
+        masker = MaskedLMCollator(tokenizer, mask_rate=recipe["mlm_probability"])
+        eval_collator = MaskedLMCollator(tokenizer, mask_rate=recipe["mlm_probability"], seed=recipe["seed"])
+
+        def batch_transform(batch: dict) -> dict:
+            input_ids, labels = masker.mask_tokens(batch["input_ids"])
+            masked = {"input_ids": input_ids, "attention_mask": batch["attention_mask"], "labels": labels}
+            return send_to_device(masked, accelerator.device)
+
+    train_dataloader = DataLoader(
+        train_set,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,  # every step sees the same number of tokens
+        collate_fn=train_collator,
+        generator=seeded_generator(recipe["seed"]),
+        num_workers=recipe["dataloader_num_workers"],
+    )
+    eval_batch_size = recipe["per_device_eval_batch_size"] or batch_size
+    eval_set = cap_for_evaluation(corpus["validation"], recipe["max_eval_batches"], eval_batch_size,
+                                  accelerator.num_processes)
+    eval_dataloader = DataLoader(
+        eval_set,
+        batch_size=eval_batch_size,
+        shuffle=False,
+        collate_fn=eval_collator,
+        num_workers=recipe["dataloader_num_workers"],
+    ) if len(eval_set) else None
+    optimizer = create_optimizer(
+        model,
+        learning_rate=recipe["learning_rate"],
+        weight_decay=recipe["weight_decay"],
+        betas=(recipe["adam_beta1"], recipe["adam_beta2"]),
+        eps=recipe["adam_epsilon"],
+        device=accelerator.device,
+    )
+    # Masked-LM batches stay on the CPU until masked (the masker works on CPU tensors).
+    model, optimizer = accelerator.prepare(model, optimizer)
+    train_dataloader = accelerator.prepare_data_loader(train_dataloader, device_placement=batch_transform is None)
+    if eval_dataloader is not None:
+        eval_dataloader = accelerator.prepare_data_loader(eval_dataloader)
+    max_steps = budget_to_steps(recipe, len(train_dataloader), accelerator.num_processes)
+    scheduler = create_scheduler(
+        recipe["lr_scheduler_type"],
+        optimizer.optimizer,
+        num_training_steps=max_steps,
+        num_warmup_steps=warmup_steps_for(max_steps, recipe["warmup_steps"], recipe["warmup_ratio"]),
+    )
+
+    def evaluate() -> dict[str, Any]:
+        if eval_dataloader is None:
+            return {}
+        if objective == "causal":
+            return evaluate_causal_lm(accelerator, model, eval_dataloader)
+        eval_collator.generator.manual_seed(recipe["seed"] + accelerator.process_index)  # same masks every time
+        return evaluate_masked_lm(accelerator, model, eval_dataloader)
+
+    # 3. Train.
+    create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], checkpoint is not None, recipe)
+    settings = LoopSettings(
+        max_steps=max_steps,
+        gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
+        max_grad_norm=recipe["max_grad_norm"],
+        logging_steps=recipe["logging_steps"],
+        eval_steps=recipe["eval_steps"],
+        save_steps=recipe["save_steps"],
+        save_total_limit=recipe["save_total_limit"],
+        stop_after_steps=recipe["stop_after_steps"],
+        output_dir=str(output_dir),
+        debug_batch_log=recipe["debug_batch_log"],
+    )
+    session = run_session(
+        accelerator,
+        recipe,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        train_dataloader=train_dataloader,
+        settings=settings,
+        output_dir=output_dir,
+        checkpoint=checkpoint,
+        evaluate_fn=evaluate,
+        final_evaluate_fn=evaluate,
+        save_model=save_model_fn(accelerator, model, tokenizer, output_dir, recipe["save_model"]),
+        batch_transform=batch_transform,
+    )
+    loop = session.loop
+    metrics: dict[str, Any] = {
+        "family": family,
+        "objective": f"{objective}_lm",
+        "step": loop.progress.step,
+        "max_steps": max_steps,
+        "epoch": loop.progress.epoch + loop.progress.batches_in_epoch / max(len(train_dataloader), 1),
+        "tokens_seen": loop.progress.tokens_seen,
+        "train_loss": loop.train_loss,
+        "train_seconds": loop.seconds,
+        "train_tokens_per_second": loop.tokens_per_second,
+        "num_parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "train_blocks": len(train_set),
+        "eval_blocks": len(eval_set),
+        "max_seq_length": recipe["max_seq_length"],
+        "device": str(accelerator.device) if accelerator.device.type != "cuda" else torch.cuda.get_device_name(),
+    }
+    if session.final_scores is None:
+        metrics["stopped_at_step"] = loop.progress.step
+        return metrics
+    metrics.update({f"eval_{k}": v for k, v in session.final_scores.items()})
+    finish(accelerator, output_dir, metrics)
+    return metrics

@@ -1,0 +1,100 @@
+"""One training session around the loop: resume, trackers, training, final evaluation and saving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .checkpointing import TrainingProgress, load_progress
+from .loop import LoopResult, LoopSettings, train
+from .reporting import LOSS_CURVE, TrainLog, plot_loss_curve, write_metrics
+from .runtime import save_final_model
+
+
+@dataclass
+class SessionResult:
+    loop: LoopResult
+    final_scores: dict[str, Any] | None  # None when the run stopped early
+
+
+def _tracker_config(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """Trackers take flat scalars."""
+    flat: dict[str, Any] = {}
+    for key, value in recipe.items():
+        if isinstance(value, dict):
+            for inner, inner_value in value.items():
+                flat[f"{key}.{inner}"] = inner_value if isinstance(inner_value, (int, float, str, bool)) else str(inner_value)
+        elif isinstance(value, (int, float, str, bool)):
+            flat[key] = value
+        elif value is not None:
+            flat[key] = str(value)
+    return flat
+
+
+def run_session(
+    accelerator,
+    recipe: Mapping[str, Any],
+    *,
+    model,
+    optimizer,
+    scheduler,
+    train_dataloader,
+    settings: LoopSettings,
+    output_dir: Path,
+    checkpoint: Path | None,
+    evaluate_fn: Callable[[], dict[str, Any]] | None,
+    final_evaluate_fn: Callable[[], dict[str, Any]] | None,
+    save_model: Callable[[], None] | None,
+    before_optimizer_step: Callable[[int], None] | None = None,
+    batch_transform: Callable[[dict], dict] | None = None,
+) -> SessionResult:
+    """Train (continuing ``checkpoint`` when given), then evaluate and save unless stopped early."""
+    accelerator.register_for_checkpointing(scheduler)
+    progress = TrainingProgress()
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        progress = load_progress(checkpoint)
+    train_log = TrainLog(output_dir, accelerator.is_main_process, resume_step=progress.step if checkpoint else None)
+    if recipe["report_to"] != "none":
+        accelerator.init_trackers(recipe.get("run_name") or output_dir.name, config=_tracker_config(recipe))
+
+    loop = train(
+        accelerator,
+        model,
+        optimizer,
+        scheduler,
+        train_dataloader,
+        settings,
+        progress,
+        train_log,
+        evaluate_fn=evaluate_fn,
+        before_optimizer_step=before_optimizer_step,
+        batch_transform=batch_transform,
+    )
+    if loop.stopped_early:
+        return SessionResult(loop=loop, final_scores=None)
+
+    scores = final_evaluate_fn() if final_evaluate_fn is not None else {}
+    eval_record = {"step": loop.progress.step, **{f"eval_{k}": v for k, v in scores.items() if not isinstance(v, dict)}}
+    if len(eval_record) > 1:
+        train_log.write(eval_record)
+        accelerator.log({f"eval/{k[5:]}": v for k, v in eval_record.items() if k != "step"}, step=loop.progress.step)
+    if save_model is not None:
+        save_model()
+    if accelerator.is_main_process:
+        plot_loss_curve(train_log.records(), output_dir / LOSS_CURVE, title=output_dir.name)
+    return SessionResult(loop=loop, final_scores=scores)
+
+
+def finish(accelerator, output_dir: Path, metrics: Mapping[str, Any]) -> None:
+    """Write metrics.json (main process) and wait for every process."""
+    if accelerator.is_main_process:
+        write_metrics(output_dir, metrics)
+    accelerator.wait_for_everyone()
+
+
+def save_model_fn(accelerator, model, tokenizer, output_dir: Path, enabled: bool) -> Callable[[], None] | None:
+    if not enabled:
+        return None
+    return lambda: save_final_model(accelerator, model, tokenizer, output_dir)
