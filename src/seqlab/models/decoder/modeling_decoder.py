@@ -278,15 +278,25 @@ class DecoderModel(DecoderPreTrainedModel):
             position_ids = _position_ids_from(attention_mask, past_length, length, device)
 
         hidden_states = self.dropout(self._embed(input_ids, inputs_embeds, position_ids))
-        # With no padding and no cache this is None for sdpa, which then runs its fast is_causal kernel.
-        # Only caller-given positions are passed on: they may describe packed documents.
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=hidden_states,
-            attention_mask=attention_mask,
-            past_key_values=past_key_values,
-            position_ids=given_position_ids,
-        )
+        if (
+            attention_mask is None
+            and past_key_values is None
+            and given_position_ids is None
+            and self.config._attn_implementation == "sdpa"
+        ):
+            # Nothing padded, cached or packed: sdpa's is_causal kernel (flash on GPU) needs no mask. Deciding it
+            # here keeps that kernel under torch.compile too, where transformers 5.17 builds a full causal mask.
+            causal_mask = None
+        else:
+            # With no padding and no cache this is None for sdpa, which then runs its fast is_causal kernel.
+            # Only caller-given positions are passed on: they may describe packed documents.
+            causal_mask = create_causal_mask(
+                config=self.config,
+                inputs_embeds=hidden_states,
+                attention_mask=attention_mask,
+                past_key_values=past_key_values,
+                position_ids=given_position_ids,
+            )
 
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None

@@ -266,10 +266,15 @@ class EncoderModel(EncoderPreTrainedModel):
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0).to(device)
 
         hidden_states = self.dropout(self._embed(input_ids, inputs_embeds, position_ids))
-        # None when nothing is padded: sdpa then runs unmasked
-        padding_mask = create_bidirectional_mask(
-            config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
-        )
+        if attention_mask is None and self.config._attn_implementation == "sdpa":
+            # Nothing padded: sdpa runs unmasked (flash on GPU). Deciding it here keeps that kernel under
+            # torch.compile too, where transformers 5.17 builds a full all-true mask.
+            padding_mask = None
+        else:
+            # None when nothing is padded: sdpa then runs unmasked
+            padding_mask = create_bidirectional_mask(
+                config=self.config, inputs_embeds=hidden_states, attention_mask=attention_mask
+            )
 
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None

@@ -1,0 +1,145 @@
+"""Decoding throughput: new tokens per second of greedy ``generate``, with and without the cache.
+
+- ``decoder-generate-vs-gpt2``: seqlab decoder (KV cache) against HF ``GPT2LMHeadModel.generate``
+  (KV cache), the same prompts, sizes and number of new tokens.
+- ``decoder-generate-cache``: the decoder with its KV cache against itself recomputing the whole
+  sequence at every step (``use_cache=False``).
+- ``recurrent-generate-cache``: the LSTM carrying its recurrent state against re-reading the sequence.
+
+Every run produces exactly ``new_tokens`` tokens per sequence (``min_new_tokens`` keeps ``</s>`` from
+stopping it early). On CUDA the models run in bf16.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .inputs import token_blocks
+from .references import gpt2_reference
+from .report import device_label, make_entry, ratio_target
+from .settings import Settings, load_model_config
+from .timing import interleaved_seconds, peak_step_bytes, rates, resident_bytes, top_operators
+
+
+def _prepare(model: torch.nn.Module, settings: Settings) -> torch.nn.Module:
+    model.eval().to(settings.device)
+    if settings.precision == "bf16":
+        model.to(torch.bfloat16)
+    return model
+
+
+def _generate_step(model, prompts: torch.Tensor, new_tokens: int, use_cache: bool, pad_token_id: int):
+    attention_mask = torch.ones_like(prompts)
+
+    @torch.inference_mode()
+    def step() -> None:
+        model.generate(
+            input_ids=prompts,
+            attention_mask=attention_mask,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            use_cache=use_cache,
+            pad_token_id=pad_token_id,
+        )
+
+    return step
+
+
+def _new_token_budget(settings: Settings, max_positions: int | None) -> int:
+    """``settings.new_tokens``, cut to what learned positional encodings allow after the prompt."""
+    if max_positions is None:
+        return settings.new_tokens
+    available = max_positions - settings.prompt_len
+    if available < 1:
+        raise ValueError(
+            f"a prompt of {settings.prompt_len} tokens leaves no room in max_position_embeddings={max_positions}"
+        )
+    return min(settings.new_tokens, available)
+
+
+def _group_entries(
+    family: str,
+    models: dict[str, tuple[torch.nn.Module, bool]],
+    comparisons: list[tuple[str, str, str]],
+    settings: Settings,
+    prompts: torch.Tensor,
+    new_tokens: int,
+    config: dict,
+    pad_token_id: int,
+    versions: dict,
+) -> list[dict]:
+    """Time every candidate of a family together (interleaved), then pair them up into entries."""
+    steps: dict[str, Callable[[], None]] = {
+        name: _generate_step(model, prompts, new_tokens, use_cache, pad_token_id)
+        for name, (model, use_cache) in models.items()
+    }
+    timings = interleaved_seconds(steps, settings.repeats, warmup=1, steps_per_repeat=1, device=settings.device)
+    produced = prompts.shape[0] * new_tokens
+    sides = {}
+    for name, (model, use_cache) in models.items():
+        sides[name] = {
+            "model": f"{type(model).__name__} ({'cached' if use_cache else 'uncached'})",
+            **rates(produced, timings, name, settings.device),
+            "peak_memory_bytes": peak_step_bytes(steps[name], settings.device, resident_bytes(model)),
+            "use_cache": use_cache,
+        }
+        if settings.profile:
+            sides[name]["profile"] = top_operators(steps[name], settings.device, steps=1)
+    run_config = {
+        "family": family,
+        "size": settings.size,
+        "precision": settings.precision,
+        "batch_size": prompts.shape[0],
+        "prompt_len": prompts.shape[1],
+        "new_tokens": new_tokens,
+        "decoding": "greedy",
+        "model_config": config,
+    }
+    return [
+        make_entry(
+            name,
+            sides[seqlab_name],
+            sides[reference_name],
+            run_config,
+            device_label(settings.device),
+            versions,
+            target=None if settings.quick else ratio_target(name, settings.device, settings.size),
+        )
+        for name, seqlab_name, reference_name in comparisons
+    ]
+
+
+def run_generate_suite(settings: Settings, tokenizer, versions: dict) -> list[dict]:
+    from .. import DecoderForCausalLM, RecurrentForCausalLM
+    from ..tokenizer import token_config_kwargs
+
+    token_kwargs = {**token_config_kwargs(tokenizer), "vocab_size": max(settings.shape.vocab_size, len(tokenizer))}
+    prompts = token_blocks(tokenizer, settings.generate_batch_size, settings.prompt_len).to(settings.device)
+    entries: list[dict] = []
+    if "decoder" in settings.families:
+        config = load_model_config("decoder", settings.size, settings.config_dir, **token_kwargs,
+                                   attn_implementation="sdpa")
+        torch.manual_seed(0)
+        decoder = _prepare(DecoderForCausalLM(config), settings)
+        gpt2 = _prepare(gpt2_reference(config), settings)
+        new_tokens = _new_token_budget(settings, config.max_position_embeddings)
+        models = {"seqlab-cached": (decoder, True), "seqlab-uncached": (decoder, False), "gpt2-cached": (gpt2, True)}
+        comparisons = [
+            ("decoder-generate-vs-gpt2", "seqlab-cached", "gpt2-cached"),
+            ("decoder-generate-cache", "seqlab-cached", "seqlab-uncached"),
+        ]
+        entries += _group_entries("decoder", models, comparisons, settings, prompts, new_tokens,
+                                  config.to_diff_dict(), tokenizer.pad_token_id, versions)
+    if "recurrent" in settings.families:
+        config = load_model_config("recurrent", settings.size, settings.config_dir, **token_kwargs)
+        torch.manual_seed(0)
+        recurrent = _prepare(RecurrentForCausalLM(config), settings)
+        models = {"seqlab-cached": (recurrent, True), "seqlab-uncached": (recurrent, False)}
+        comparisons = [("recurrent-generate-cache", "seqlab-cached", "seqlab-uncached")]
+        entries += _group_entries("recurrent", models, comparisons, settings, prompts,
+                                  _new_token_budget(settings, None), config.to_diff_dict(),
+                                  tokenizer.pad_token_id, versions)
+    return entries
