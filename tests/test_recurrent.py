@@ -9,6 +9,7 @@ from seqlab import (
     RecurrentForSequenceClassification,
     RecurrentModel,
 )
+from seqlab.diagnostics.worked_example import build_worked_example_model
 from seqlab.models.recurrent.modeling_recurrent import RecurrentState
 
 CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", None), ("gru", None)]
@@ -42,37 +43,8 @@ def build(model_class, cell_type="lstm", nonlinearity=None, seed=0, **overrides)
 # --- the seed's worked example (000, Part 1) -------------------------------------------------------
 
 
-def worked_example_model() -> RecurrentForCausalLM:
-    config = RecurrentConfig(
-        vocab_size=4,
-        embedding_size=4,
-        hidden_size=2,
-        num_hidden_layers=1,
-        cell_type="rnn",
-        nonlinearity="tanh",
-        tie_word_embeddings=False,
-        embedding_dropout_prob=0.0,
-        hidden_dropout_prob=0.0,
-        output_dropout_prob=0.0,
-        pad_token_id=None,
-        bos_token_id=None,
-        eos_token_id=None,
-    )
-    model = RecurrentForCausalLM(config).eval()
-    rnn = model.model.layers[0]
-    with torch.no_grad():
-        model.model.embed_tokens.weight.copy_(torch.eye(4))  # one-hot x_t
-        rnn.weight_ih_l0.copy_(torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]]))
-        rnn.weight_hh_l0.copy_(torch.tensor([[0.1, 0.2], [0.3, 0.4]]))
-        rnn.bias_ih_l0.zero_()
-        rnn.bias_hh_l0.zero_()
-        model.lm_head.weight.copy_(torch.tensor([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8]]))
-        model.lm_head.bias.zero_()
-    return model
-
-
 def test_worked_example_reproduces_the_seed_numbers():
-    model = worked_example_model()
+    model = build_worked_example_model()  # the seed's W_xh, W_hh, W_hy, zero biases, one-hot inputs
     assert model.projection is None and model.lm_head.weight.shape == (4, 2)
     a, b, c, d = range(4)
     out = model(

@@ -12,7 +12,6 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,6 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import SeqlabUsageError
+from ..provenance import cpu_name, git_commit
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -42,29 +42,6 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     return " ".join(env + ["python", shlex.join(argv)])
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
-
-
 def provenance(device: torch.device, command: str, seconds: float) -> dict[str, Any]:
     import transformers
 
@@ -72,7 +49,7 @@ def provenance(device: torch.device, command: str, seconds: float) -> dict[str, 
 
     machine = {
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
@@ -89,7 +66,7 @@ def provenance(device: torch.device, command: str, seconds: float) -> dict[str, 
             "transformers": transformers.__version__,
             "seqlab": __version__,
         },
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "wall_seconds": round(seconds, 1),
     }
 
