@@ -218,7 +218,15 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:
                 f"folder {str(folder)!r} holds no tokenizer (no tokenizer.json); train one with "
                 f"scripts/train_tokenizer.py --output_dir {folder} or point to the right folder"
             )
-        return AutoTokenizer.from_pretrained(str(folder))
+        try:
+            return AutoTokenizer.from_pretrained(str(folder))
+        except Exception as error:  # noqa: BLE001 - json, tokenizers and transformers all raise their own
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise SeqlabUsageError(
+                f"the tokenizer in {str(folder)!r} cannot be loaded ({type(error).__name__}: {reason}); "
+                "tokenizer.json or tokenizer_config.json is damaged: copy the folder again from the run that "
+                "wrote it, or train a new tokenizer with scripts/train_tokenizer.py"
+            ) from None
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as error:

@@ -7,6 +7,10 @@ after every sentence, and a whole book without blank lines would be a single doc
 
 Tables yield ``{"text": str}`` or ``{"text": str, "label": int}``; a label that is not an integer is
 an error naming the file and row.
+
+Files must be UTF-8 (a leading byte-order mark is dropped) and no line may be longer than
+``MAX_LINE_CHARS`` characters: a file that is not text, or one enormous line (a minified dump, a
+binary file), is refused with its name and line number instead of filling the memory.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ LABEL_COLUMNS = ("label", "labels", "sentiment")
 TEXT_SUFFIXES = (".txt", ".tsv", ".csv", ".jsonl")
 COMPRESSION_SUFFIXES = (".xz", ".gz", ".bz2")
 MAX_DOCUMENT_CHARS = 2000
+MAX_LINE_CHARS = 1_000_000  # longer lines are refused: no corpus line or table row is this long
+_UTF8_BOM = "\ufeff"
 
 # Bumped whenever the rows a reader yields change, so cached Arrow files are rebuilt.
-_READER_VERSION = "1"
+_READER_VERSION = "2"  # 2: byte-order mark dropped
 
 
 def file_format(path: Path) -> tuple[str, str | None]:
@@ -51,9 +57,66 @@ def file_format(path: Path) -> tuple[str, str | None]:
     return fmt, compression
 
 
-def _open_text(path: str) -> IO[str]:
+@contextmanager
+def _open_text(path: str) -> Iterator[Iterator[str]]:
+    """The lines of a (possibly compressed) UTF-8 file, line endings kept, each checked as it is read."""
     opener = {".xz": lzma.open, ".gz": gzip.open, ".bz2": bz2.open}.get(Path(path).suffix.lower(), open)
-    return opener(path, "rt", encoding="utf-8", newline="")
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        yield _checked_lines(handle, path, opener)
+
+
+def _checked_lines(handle: IO[str], path: str, opener) -> Iterator[str]:
+    """Lines of at most ``MAX_LINE_CHARS`` characters (so memory stays bounded whatever the file holds)."""
+    number = 0
+    while True:
+        try:
+            line = handle.readline(MAX_LINE_CHARS + 1)
+        except UnicodeDecodeError:
+            raise _not_utf8(path, opener) from None
+        except (OSError, EOFError, lzma.LZMAError) as error:  # a damaged .gz/.xz/.bz2 stream
+            raise SeqlabUsageError(
+                f"{path}: cannot be read after line {number} ({type(error).__name__}: {error}); the compressed "
+                "file is damaged or truncated: copy or download it again"
+            ) from None
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise _too_long(path, number)
+        if number == 1 and line.startswith(_UTF8_BOM):
+            line = line[len(_UTF8_BOM):]
+        yield line
+
+
+def _not_utf8(path: str, opener) -> SeqlabUsageError:
+    """Find the first line that is not UTF-8 (the text reader decodes ahead, so it cannot say which)."""
+    byte_limit = 4 * MAX_LINE_CHARS  # UTF-8 takes at most 4 bytes a character
+    where = ""
+    try:
+        with opener(path, "rb") as handle:
+            for number in itertools.count(1):
+                raw = handle.readline(byte_limit)
+                if not raw:
+                    break
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    where = f" (line {number}: its byte {error.start + 1}, {raw[error.start]:#04x}, cannot be decoded)"
+                    break
+    except (OSError, EOFError, lzma.LZMAError):  # also damaged compression: the text read so far was not UTF-8
+        pass
+    return SeqlabUsageError(
+        f"{path}: not UTF-8 text{where}; seqlab reads UTF-8 only: convert the file, e.g. "
+        f"`iconv -f latin1 -t utf-8 {Path(path).name} > fixed{Path(path).suffix}`"
+    )
+
+
+def _too_long(path: str, number: int) -> SeqlabUsageError:
+    return SeqlabUsageError(
+        f"{path}: line {number} is longer than {MAX_LINE_CHARS:,} characters; this is usually not a text corpus "
+        "(a binary file, a minified dump or a file without line breaks): break the text into lines or "
+        "documents separated by blank lines"
+    )
 
 
 def split_documents(lines: Iterable[str], max_chars: int = MAX_DOCUMENT_CHARS) -> Iterator[str]:
@@ -78,8 +141,8 @@ def split_documents(lines: Iterable[str], max_chars: int = MAX_DOCUMENT_CHARS) -
 
 def _read_documents(files: tuple[str, ...]) -> Iterator[dict[str, Any]]:
     for path in files:
-        with _open_text(path) as handle:
-            for document in split_documents(handle):
+        with _open_text(path) as lines:
+            for document in split_documents(lines):
                 yield {"text": document}
 
 
@@ -97,7 +160,31 @@ def _open_table(path: str, fmt: str) -> Iterator[tuple[list[str], Iterator[dict[
         # TSV corpora (GLUE SST) use no quoting: a sentence may start with a quote character.
         reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if fmt == ".tsv" \
             else csv.DictReader(handle)
-        yield list(reader.fieldnames or []), iter(reader)
+        try:
+            columns = list(reader.fieldnames or [])
+        except csv.Error as error:
+            raise _csv_error(path, reader, error) from None
+        yield columns, _csv_records(path, reader)
+
+
+def _csv_records(path: str, reader: csv.DictReader) -> Iterator[dict[str, Any]]:
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise _csv_error(path, reader, error) from None
+        yield record
+
+
+def _csv_error(path: str, reader: csv.DictReader, error: csv.Error) -> SeqlabUsageError:
+    kind = "TSV" if reader.reader.dialect.delimiter == "\t" else "CSV"
+    limit = csv.field_size_limit()
+    hint = f"a field holds at most {limit:,} characters: " if "field larger" in str(error) else ""
+    return SeqlabUsageError(
+        f"{path}, after line {reader.line_num}: not a valid {kind} row ({error}); {hint}fix or remove the row"
+    )
 
 
 def _parse_json_line(path: str, line: str, row: int) -> dict[str, Any]:

@@ -1,36 +1,54 @@
 """Checkpoints that survive a kill at any moment, and the training progress stored with them.
 
-``accelerator.save_state`` writes the model, optimizer, scheduler, gradient scaler, data sampler and
-the random number generators of every process into ``checkpoints/.tmp-step-N``; the main process
-adds ``progress.json`` (step, epoch, position in the epoch, tokens seen) and renames the folder to
-``checkpoints/step-N``. A rename is atomic, so a folder named ``step-N`` is always complete and a
-kill mid-save leaves the previous checkpoint usable. Only the last ``save_total_limit`` are kept.
+``accelerator.save_state`` writes the model (safetensors), optimizer, data sampler and the random
+number generators of every process into ``checkpoints/.tmp-step-N``; the main process adds the
+learning-rate schedule and ``progress.json`` (step, epoch, position in the epoch, tokens seen),
+flushes every file to disk and renames the folder to ``checkpoints/step-N``. A rename is atomic, so
+a folder named ``step-N`` is always complete and a kill mid-save leaves the previous checkpoint
+usable. Folders leave the ``step-N`` namespace the same way (renamed to ``.trash-...`` before they
+are deleted), so a kill while pruning old checkpoints never leaves a half-deleted ``step-N`` either.
+
+Loading unpickles nothing: weights come from safetensors and every other file is read with
+``torch.load(weights_only=True)``, which only rebuilds tensors and plain containers.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import shutil
+import uuid
+import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..errors import SeqlabUsageError
 
+logger = logging.getLogger(__name__)
+
 CHECKPOINTS_DIR = "checkpoints"
 PROGRESS_FILE = "progress.json"
+MODEL_FILE = "model.safetensors"  # written by Accelerate's save_state with safe_serialization
+OPTIMIZER_FILE = "optimizer.bin"
+SCHEDULER_FILE = "lr_scheduler.bin"
+RNG_FILE_PATTERN = "random_states_*.pkl"  # torch.save format despite the name; loaded with weights_only
+LEGACY_SCHEDULER_FILE = "custom_checkpoint_0.pkl"  # checkpoints written before the scheduler had its own file
 _STEP_FOLDER = re.compile(r"^step-(\d+)$")
+_LEFTOVER_PREFIXES = (".tmp-step-", ".trash-", ".tmp-final-")  # .tmp-final-: see runtime.save_final_model
 
 
 @dataclass
 class TrainingProgress:
     """Where training stands: enough to continue exactly after a restart."""
 
-    step: int = 0  # optimizer steps done
+    step: int = 0  # optimizer steps done (skipped non-finite steps included)
     epoch: int = 0  # current pass over the training data
     batches_in_epoch: int = 0  # micro-batches of this epoch already consumed, on each process
     tokens_seen: int = 0  # non-padding tokens trained on, all processes together
     examples_seen: int = 0  # sequences trained on, all processes together
+    skipped_steps: int = 0  # steps whose loss or gradient was not finite (skip_nonfinite_batches)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -60,7 +78,7 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
 
 
 def find_checkpoint(resume_from: str, output_dir: str | Path | None) -> Path:
-    """The checkpoint folder ``--resume_from_checkpoint latest|PATH`` names, or a usage error."""
+    """The checkpoint folder ``--resume_from_checkpoint latest|PATH`` names, checked, or a usage error."""
     if resume_from == "latest":
         if output_dir is None:
             raise SeqlabUsageError("--resume_from_checkpoint latest needs --output_dir (the run to continue)")
@@ -70,7 +88,7 @@ def find_checkpoint(resume_from: str, output_dir: str | Path | None) -> Path:
                 f"--resume_from_checkpoint latest: no checkpoint in {checkpoints_dir(output_dir)}; run without "
                 "--resume_from_checkpoint to start fresh, or point --output_dir at the run to continue"
             )
-        return found[-1]
+        return check_checkpoint(found[-1])
     path = Path(resume_from).expanduser()
     if not path.is_dir():
         raise SeqlabUsageError(
@@ -80,20 +98,208 @@ def find_checkpoint(resume_from: str, output_dir: str | Path | None) -> Path:
     if not (path / PROGRESS_FILE).is_file():
         inner = list_checkpoints(path)
         if inner:  # the run's folder was given: take its latest checkpoint
-            return inner[-1]
+            return check_checkpoint(inner[-1])
         raise SeqlabUsageError(
             f"--resume_from_checkpoint {resume_from!r} holds no checkpoint (no {PROGRESS_FILE}); pass 'latest' "
             f"or a {CHECKPOINTS_DIR}/step-N folder written by seqlab"
         )
-    return path
+    return check_checkpoint(path)
+
+
+def resolve_resume(resume_from: str | None, output_dir: str | Path | None) -> Path | None:
+    """The checkpoint to continue from, or None to start at step 0.
+
+    ``latest`` on a run that was killed before its first checkpoint (its folder is empty or holds
+    the recipe, but no checkpoint and no final metrics) starts over: there is nothing to continue and
+    nothing to lose, so a job that always passes ``--resume_from_checkpoint latest`` can simply be
+    restarted. A finished run without checkpoints, or a folder that holds no seqlab run, is refused.
+    """
+    from .reporting import METRICS_FILE
+    from .runtime import RECIPE_FILE
+
+    if not resume_from:
+        return None
+    if resume_from == "latest" and output_dir is not None and not list_checkpoints(output_dir):
+        run = Path(output_dir)
+        started = (run / RECIPE_FILE).is_file() or (run.is_dir() and not any(run.iterdir()))
+        if started and not (run / METRICS_FILE).exists():
+            logger.warning("%s holds no checkpoint yet (killed before the first save): starting at step 0", run)
+            return None
+    return find_checkpoint(resume_from, output_dir)
+
+
+def is_fsdp_checkpoint(checkpoint: Path) -> bool:
+    """Accelerate writes FSDP model state as ``pytorch_model_fsdp*`` (a file or a sharded folder)."""
+    return any(checkpoint.glob("pytorch_model_fsdp*"))
+
+
+def _is_torch_archive(path: Path) -> bool:
+    """``torch.save`` writes a zip archive: a truncated file has no central directory at its end."""
+    return path.is_file() and zipfile.is_zipfile(path)
+
+
+def check_checkpoint(checkpoint: Path) -> Path:
+    """Refuse a checkpoint folder with a missing, truncated or corrupted file, naming the file.
+
+    Cheap: reads the safetensors header, the ends of the archives and the tiny random-state files;
+    the optimizer state itself is read once, by the resume. FSDP checkpoints (sharded model and
+    optimizer folders, read by Accelerate's FSDP loader) are checked for their progress and random
+    states only.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    def refuse(name: str, problem: str) -> SeqlabUsageError:
+        return SeqlabUsageError(
+            f"checkpoint {str(checkpoint)!r}: {name} {problem}; resume from an earlier checkpoint by passing its "
+            f"folder to --resume_from_checkpoint (the run's {CHECKPOINTS_DIR}/ folder lists them)"
+        )
+
+    try:
+        TrainingProgress.from_file(checkpoint / PROGRESS_FILE)
+    except (OSError, ValueError, TypeError) as error:
+        raise refuse(PROGRESS_FILE, f"cannot be read ({type(error).__name__}: {error})") from None
+    model_file = checkpoint / MODEL_FILE
+    if not is_fsdp_checkpoint(checkpoint):
+        if not model_file.is_file():
+            raise refuse(MODEL_FILE, "is missing (seqlab checkpoints hold safetensors weights)")
+        try:
+            with safe_open(str(model_file), framework="pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as error:
+            raise refuse(MODEL_FILE, f"is truncated or corrupted ({error})") from None
+        if not _is_torch_archive(checkpoint / OPTIMIZER_FILE):
+            raise refuse(OPTIMIZER_FILE, "is missing, truncated or not a torch archive")
+    scheduler = SCHEDULER_FILE if (checkpoint / SCHEDULER_FILE).exists() else LEGACY_SCHEDULER_FILE
+    if not _is_torch_archive(checkpoint / scheduler):
+        raise refuse(scheduler, "is missing, truncated or not a torch archive")
+    rng_files = sorted(checkpoint.glob(RNG_FILE_PATTERN))
+    if not rng_files:
+        raise refuse("random_states_0.pkl", "is missing")
+    for rng_file in rng_files:
+        try:
+            safe_load(rng_file)
+        except Exception as error:  # noqa: BLE001 - any failure means the file cannot be trusted
+            raise refuse(rng_file.name, f"cannot be loaded safely ({type(error).__name__}: {error})") from None
+    return checkpoint
+
+
+def check_checkpoint_fits(checkpoint: Path, model) -> None:
+    """Refuse a checkpoint whose weights do not fit ``model`` (another family, size or vocabulary),
+    before the run folder is touched. Reads the safetensors header only."""
+    from safetensors import safe_open
+
+    if not (checkpoint / MODEL_FILE).is_file():  # FSDP layout: Accelerate's loader checks the shapes
+        return
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    with safe_open(str(checkpoint / MODEL_FILE), framework="pt") as handle:
+        for name in handle.keys():
+            shape = tuple(handle.get_slice(name).get_shape())
+            if expected.get(name) != shape:
+                here = f"the model built from the recipe has {list(expected[name])}" if name in expected \
+                    else "the model built from the recipe has no such weight"
+                raise SeqlabUsageError(
+                    f"checkpoint {str(checkpoint)!r} does not fit this model: its {name} has shape {list(shape)}, "
+                    f"{here}; resume with the recipe (model config, tokenizer) that wrote the checkpoint"
+                )
+
+
+def safe_load(path: Path):
+    """``torch.load`` that only rebuilds tensors and plain containers (never runs pickled code).
+
+    numpy arrays and dtypes are allowed too, as in Accelerate's own loader: the random states hold
+    numpy's generator state (an array of numbers).
+    """
+    import codecs
+
+    import numpy as np
+    import torch
+
+    numpy_core = getattr(np, "_core", None) or np.core
+    allowed = [numpy_core.multiarray._reconstruct, np.ndarray, np.dtype, codecs.encode]
+    if hasattr(np, "dtypes"):  # numpy >= 1.25 pickles dtypes by their class
+        allowed.append(np.dtypes.UInt32DType)
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_progress(checkpoint: Path) -> TrainingProgress:
     return TrainingProgress.from_file(checkpoint / PROGRESS_FILE)
 
 
-def save_checkpoint(accelerator, output_dir: str | Path, progress: TrainingProgress, total_limit: int | None) -> Path:
+def load_checkpoint(accelerator, checkpoint: Path, scheduler) -> TrainingProgress:
+    """Restore model, optimizer, random generators (Accelerate) and the schedule; nothing is unpickled."""
+    try:
+        accelerator.load_state(str(checkpoint), load_kwargs={"weights_only": True})
+        scheduler_file = checkpoint / SCHEDULER_FILE
+        if not scheduler_file.exists():
+            scheduler_file = checkpoint / LEGACY_SCHEDULER_FILE
+        scheduler.load_state_dict(safe_load(scheduler_file))
+    except SeqlabUsageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - name the checkpoint whatever went wrong
+        raise SeqlabUsageError(
+            f"checkpoint {str(checkpoint)!r} could not be restored ({type(error).__name__}: {error}); it may "
+            "come from another model, optimizer setting or number of processes, or be damaged: resume with the "
+            "recipe that wrote it, or from an earlier checkpoint"
+        ) from None
+    return load_progress(checkpoint)
+
+
+def remove_leftovers(output_dir: str | Path) -> None:
+    """Delete the staging and trash folders a killed run left behind (main process only)."""
+    for folder in (Path(output_dir), checkpoints_dir(output_dir)):
+        if not folder.is_dir():
+            continue
+        for child in folder.iterdir():
+            if child.is_dir() and child.name.startswith(_LEFTOVER_PREFIXES):
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def _discard(path: Path) -> None:
+    """Take ``path`` out of the ``step-N`` namespace atomically, then delete it."""
+    trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex[:8]}")
+    path.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush every file of ``folder`` and the folder itself to disk before it is published by a rename."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    _sync_directory(folder)
+
+
+def _sync_directory(folder: Path) -> None:
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a small text file so that readers see the old or the new content, never a part."""
+    staging = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(staging, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(staging, path)
+
+
+def save_checkpoint(
+    accelerator, output_dir: str | Path, progress: TrainingProgress, total_limit: int | None, scheduler=None
+) -> Path:
     """Save the full training state atomically into ``checkpoints/step-N`` (all processes call this)."""
+    import torch
+
     folder = checkpoints_dir(output_dir)
     final = folder / f"step-{progress.step}"
     staging = folder / f".tmp-step-{progress.step}"
@@ -102,15 +308,19 @@ def save_checkpoint(accelerator, output_dir: str | Path, progress: TrainingProgr
         if staging.exists():  # left over by a run killed while saving
             shutil.rmtree(staging)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
+    accelerator.save_state(str(staging), safe_serialization=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if scheduler is not None:
+            torch.save(scheduler.state_dict(), staging / SCHEDULER_FILE)
         (staging / PROGRESS_FILE).write_text(progress.to_json(), encoding="utf-8")
-        if final.exists():  # the same step saved again after a resume
-            shutil.rmtree(final)
+        _sync_folder(staging)
+        if final.exists():  # the same step saved again after resuming from an earlier checkpoint
+            _discard(final)
         staging.rename(final)
+        _sync_directory(folder)
         if total_limit is not None and total_limit > 0:
             for old in list_checkpoints(output_dir)[:-total_limit]:
-                shutil.rmtree(old, ignore_errors=True)
+                _discard(old)
     accelerator.wait_for_everyone()
     return final

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import SeqlabUsageError
-from .checkpointing import find_checkpoint
+from .checkpointing import check_checkpoint_fits, resolve_resume
 from .loop import LoopSettings, steps_per_epoch
 from .optim import (
     GradualUnfreezing,
@@ -34,9 +34,11 @@ from .recipe import FINETUNE_FIELDS, check_budget, check_positive, resolve_path,
 from .runtime import (
     build_model_config,
     check_config_overrides,
+    check_weights_file,
     check_tracker,
     create_output_dir,
     family_of_config,
+    load_folder_config,
     make_accelerator,
     prepare_output_dir,
     release_accelerator,
@@ -114,7 +116,8 @@ def _eval_file_name(path: str, taken: set[str]) -> str:
 def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2label: dict[int, str]):
     """Return ``(family, model, loaded_body_tensors)``: the pretrained body with a fresh classification head,
     or (``scratch``) the same configuration with fresh weights everywhere."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    import torch
+    from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as transformers_logging
 
     from ..models import FAMILIES
@@ -126,14 +129,7 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
         check_vocab_compatible(tokenizer, config)
         return family, FAMILIES[family][1]["AutoModelForSequenceClassification"](config), 0
 
-    path = resolve_path(recipe["model_name_or_path"], recipe)
-    if not (path.is_dir() and (path / "config.json").is_file()):
-        raise SeqlabUsageError(
-            f"--model_name_or_path {recipe['model_name_or_path']!r} is not a model folder (no config.json); pass the "
-            "output_dir of a pretraining run, or 'scratch' with --model_config"
-        )
-    config = AutoConfig.from_pretrained(str(path))
-    family = family_of_config(config)
+    path, config, family = check_pretrained_folder(recipe)
     check_config_overrides(FAMILIES[family][0], recipe["model"] or {}, "the recipe's `model` overrides")
     check_vocab_compatible(tokenizer, config)
     # transformers reports the dropped LM head and the fresh classifier as a warning table; the
@@ -142,8 +138,14 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
     transformers_logging.set_verbosity_error()
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            str(path), **label_kwargs, **(recipe["model"] or {}), output_loading_info=True
+            str(path), **label_kwargs, **(recipe["model"] or {}), output_loading_info=True, use_safetensors=True
         )
+    except (OSError, ValueError, RuntimeError, KeyError) as error:  # shapes of another config, damaged data
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SeqlabUsageError(
+            f"the weights in {str(path)!r} do not load into a {family} classifier ({reason}); pass the folder of a "
+            "seqlab language model saved with its own config.json"
+        ) from None
     finally:
         transformers_logging.set_verbosity(verbosity)
     prefix = f"{model.base_model_prefix}."
@@ -154,7 +156,29 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
             "pass the folder of a seqlab language model of the same family"
         )
     loaded = sum(1 for key in model.state_dict() if key.startswith(prefix))
+    damaged = [name for name, tensor in model.state_dict().items()
+               if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if damaged:
+        raise SeqlabUsageError(
+            f"the weights in {str(path)!r} hold values that are not finite numbers ({len(damaged)} tensors, e.g. "
+            f"{damaged[0]}); the file is damaged or the run that wrote it diverged: use an earlier checkpoint"
+        )
     return family, model, loaded
+
+
+def check_pretrained_folder(recipe: Mapping[str, Any]):
+    """``(path, config, family)`` of ``model_name_or_path``, refused early when it is not a usable model
+    folder: no or unreadable config.json, not a seqlab family, or missing/truncated safetensors weights."""
+    path = resolve_path(recipe["model_name_or_path"], recipe)
+    if not path.is_dir():
+        raise SeqlabUsageError(
+            f"--model_name_or_path {recipe['model_name_or_path']!r} is not a model folder (no such folder); pass the "
+            "output_dir of a pretraining run, or 'scratch' with --model_config"
+        )
+    config = load_folder_config(path, "model_name_or_path")
+    family = family_of_config(config)
+    check_weights_file(path, "model_name_or_path")
+    return path, config, family
 
 
 def run_finetuning(recipe: Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
@@ -189,14 +213,15 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         stratified_subset,
         tokenize_classification,
     )
-    from ..tokenizer import load_tokenizer
+    from ..tokenizer import check_vocab_compatible, load_tokenizer
     from .evaluation import cap_for_evaluation, evaluate_classification
 
     # 1. Everything that can refuse the run, before anything is written to output_dir.
-    checkpoint = find_checkpoint(recipe["resume_from_checkpoint"], recipe["output_dir"]) \
-        if recipe["resume_from_checkpoint"] else None
-    output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], checkpoint is not None)
+    checkpoint = resolve_resume(recipe["resume_from_checkpoint"], recipe["output_dir"])
+    resuming = bool(recipe["resume_from_checkpoint"])  # also a run killed before its first checkpoint
+    output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], resuming)
     scratch = recipe["model_name_or_path"] == SCRATCH
+    pretrained_config = None if scratch else check_pretrained_folder(recipe)[1]
     tokenizer_source = recipe["tokenizer_path"] or (None if scratch else recipe["model_name_or_path"])
     if tokenizer_source is None:
         model_config = resolve_path(recipe["model_config"], recipe)
@@ -204,6 +229,8 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
             raise SeqlabUsageError("--model_name_or_path scratch needs --tokenizer_path (the tokenizer to train with)")
         tokenizer_source = str(model_config)
     tokenizer = load_tokenizer(resolve_path(tokenizer_source, recipe))
+    if pretrained_config is not None:
+        check_vocab_compatible(tokenizer, pretrained_config)  # before any data is read
 
     taken: set[str] = set()
     with accelerator.main_process_first():  # one process writes the datasets caches, the others read them
@@ -212,7 +239,10 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         eval_files = {_eval_file_name(str(f), taken): load_labelled(str(resolve_path(f, recipe)), "train", "eval_file")
                       for f in recipe["eval_files"]}
     names = key_label_names(recipe["dataset"])
-    num_labels = recipe["num_labels"] or (len(names) if names else infer_num_labels(train_set))
+    try:
+        num_labels = recipe["num_labels"] or (len(names) if names else infer_num_labels(train_set))
+    except SeqlabUsageError as error:
+        raise SeqlabUsageError(f"dataset {recipe['dataset']!r} (split {recipe['train_split']!r}): {error}") from None
     for what, dataset in [("training split", train_set), ("evaluation split", eval_set), *eval_files.items()]:
         try:
             check_labels(dataset, num_labels)
@@ -286,7 +316,9 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         return scores
 
     # 3. Train.
-    create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], checkpoint is not None, recipe)
+    if checkpoint is not None:
+        check_checkpoint_fits(checkpoint, accelerator.unwrap_model(model))
+    create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], resuming, recipe)
     settings = LoopSettings(
         max_steps=max_steps,
         gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
@@ -298,6 +330,7 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         stop_after_steps=recipe["stop_after_steps"],
         output_dir=str(output_dir),
         debug_batch_log=recipe["debug_batch_log"],
+        skip_nonfinite_batches=recipe["skip_nonfinite_batches"],
     )
     session = run_session(
         accelerator,
@@ -330,6 +363,7 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         "max_steps": max_steps,
         "epoch": loop.progress.epoch + loop.progress.batches_in_epoch / max(len(train_dataloader), 1),
         "train_loss": loop.train_loss,
+        "skipped_nonfinite_steps": loop.progress.skipped_steps,
         "train_seconds": loop.seconds,
         "frozen_parameters": frozen,
         "num_parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),

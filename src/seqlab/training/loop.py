@@ -7,6 +7,10 @@ not micro-batches, are counted. The data order of epoch ``e`` depends only on ``
 ``skip_first_batches`` to continue exactly where the run stopped; the random generators come back
 from the checkpoint, and the DataLoader draws its worker seeds from a private generator so that
 re-creating an iterator mid-epoch does not shift the dropout or masking streams.
+
+A step whose loss or gradient is not finite is never applied: the run stops (the last checkpoint
+stays as it was) or, with ``skip_nonfinite_batches``, the step's update is dropped and counted in
+``progress.skipped_steps``; the schedule and the data position advance as for any other step.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from accelerate import skip_first_batches
 
 from .checkpointing import TrainingProgress, save_checkpoint
+from .health import nonfinite_step_error, nonfinite_weights_error, step_is_nonfinite, weights_are_finite
 from .reporting import TrainLog
 
 EvaluateFn = Callable[[], dict[str, float]]
@@ -41,6 +46,7 @@ class LoopSettings:
     stop_after_steps: int | None = None
     output_dir: str | None = None
     debug_batch_log: int = 0
+    skip_nonfinite_batches: bool = False
 
 
 @dataclass
@@ -181,26 +187,40 @@ def train(
             if norm is not None:
                 grad_norm = norm.detach() if torch.is_tensor(norm) else torch.tensor(float(norm))
             step_lr = max(group["lr"] for group in optimizer.param_groups)  # the rate this update uses
-            optimizer.step()
-            if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: keep the schedule aligned
-                scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            skipped = step_is_nonfinite(accelerator, step_loss, norm)
+            if skipped:
+                train_log.write({"step": progress.step + 1, "nonfinite_loss": float(step_loss),
+                                 "grad_norm": float(grad_norm), "skipped": settings.skip_nonfinite_batches})
+                optimizer.zero_grad(set_to_none=True)  # the update is dropped either way
+                if not settings.skip_nonfinite_batches:
+                    bar.close()
+                    raise nonfinite_step_error(progress.step + 1, step_loss, norm, settings.output_dir)
+                scheduler.step()  # the schedule follows the step count
+                progress.skipped_steps += 1
+            else:
+                optimizer.step()
+                if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: keep the schedule aligned
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
 
             progress.step += 1
             progress.batches_in_epoch += group_size
             if progress.batches_in_epoch >= batches_per_epoch:
                 progress.epoch += 1
                 progress.batches_in_epoch = 0
-            window_loss += step_loss.double()
-            window_steps += 1
-            run_loss += step_loss.double()
-            run_steps += 1
+            if not skipped:
+                window_loss += step_loss.double()
+                window_steps += 1
+                run_loss += step_loss.double()
+                run_steps += 1
             bar.update(1)
 
             is_last_step = progress.step >= settings.max_steps
             if progress.step % settings.logging_steps == 0 or is_last_step:
                 sync_counts()
-                mean_loss = accelerator.reduce(window_loss / window_steps, reduction="mean").item()
+                # every process skips the same steps, so window_steps agrees and the reduction matches
+                mean_loss = accelerator.reduce(window_loss / window_steps, reduction="mean").item() \
+                    if window_steps else float("nan")
                 now = time.perf_counter()
                 tokens_per_second = (progress.tokens_seen - window_start_tokens) / max(now - window_started, 1e-9)
                 record = {
@@ -213,6 +233,8 @@ def train(
                     "tokens_seen": progress.tokens_seen,
                     "elapsed_seconds": now - started - paused_seconds,
                 }
+                if settings.skip_nonfinite_batches:
+                    record["skipped_nonfinite_steps"] = progress.skipped_steps
                 train_log.write(record)
                 accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=progress.step)
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{record['lr']:.2e}")
@@ -229,8 +251,11 @@ def train(
                 accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=progress.step)
 
             if settings.save_steps and progress.step % settings.save_steps == 0 and settings.output_dir:
+                if not weights_are_finite(accelerator, model):  # never replace a good checkpoint by a bad one
+                    bar.close()
+                    raise nonfinite_weights_error(progress.step, settings.output_dir)
                 sync_counts()
-                save_checkpoint(accelerator, settings.output_dir, progress, settings.save_total_limit)
+                save_checkpoint(accelerator, settings.output_dir, progress, settings.save_total_limit, scheduler)
             paused = time.perf_counter() - pause_started
             window_started += paused
             paused_seconds += paused

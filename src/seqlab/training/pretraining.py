@@ -12,7 +12,7 @@ import math
 from typing import Any, Mapping
 
 from ..errors import SeqlabUsageError
-from .checkpointing import find_checkpoint
+from .checkpointing import check_checkpoint_fits, resolve_resume
 from .loop import LoopSettings
 from .optim import create_optimizer, create_scheduler, warmup_steps_for
 from .recipe import PRETRAIN_FIELDS, TOKENIZER_TRAIN_KEYS, check_budget, check_positive, resolve_path, resolve_recipe
@@ -147,9 +147,9 @@ def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
     from .evaluation import cap_for_evaluation, evaluate_causal_lm, evaluate_masked_lm
 
     # 1. Everything that can refuse the run, before anything is written to output_dir.
-    checkpoint = find_checkpoint(recipe["resume_from_checkpoint"], recipe["output_dir"]) \
-        if recipe["resume_from_checkpoint"] else None
-    output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], checkpoint is not None)
+    checkpoint = resolve_resume(recipe["resume_from_checkpoint"], recipe["output_dir"])
+    resuming = bool(recipe["resume_from_checkpoint"])  # also a run killed before its first checkpoint
+    output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], resuming)
     tokenizer = obtain_tokenizer(accelerator, recipe)
     family, config = build_model_config(recipe["model_config"], recipe["model"] or {}, tokenizer, recipe)
     check_vocab_compatible(tokenizer, config)
@@ -242,7 +242,9 @@ def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         return evaluate_masked_lm(accelerator, model, eval_dataloader)
 
     # 3. Train.
-    create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], checkpoint is not None, recipe)
+    if checkpoint is not None:
+        check_checkpoint_fits(checkpoint, accelerator.unwrap_model(model))
+    create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], resuming, recipe)
     settings = LoopSettings(
         max_steps=max_steps,
         gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
@@ -254,6 +256,7 @@ def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         stop_after_steps=recipe["stop_after_steps"],
         output_dir=str(output_dir),
         debug_batch_log=recipe["debug_batch_log"],
+        skip_nonfinite_batches=recipe["skip_nonfinite_batches"],
     )
     session = run_session(
         accelerator,
@@ -279,6 +282,7 @@ def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         "epoch": loop.progress.epoch + loop.progress.batches_in_epoch / max(len(train_dataloader), 1),
         "tokens_seen": loop.progress.tokens_seen,
         "train_loss": loop.train_loss,
+        "skipped_nonfinite_steps": loop.progress.skipped_steps,
         "train_seconds": loop.seconds,
         "train_tokens_per_second": loop.tokens_per_second,
         "num_parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),

@@ -91,6 +91,9 @@ def _shared_fields(**defaults: Any) -> dict[str, Field]:
         "dataloader_num_workers": Field("int", 0, "DataLoader worker processes"),
         "torch_compile": Field("bool", False, "compile the model with torch.compile (GPU throughput)"),
         "save_model": Field("bool", True, "write the final model and tokenizer with save_pretrained"),
+        "skip_nonfinite_batches": Field(
+            "bool", False, "skip (and count) a step whose loss or gradient is inf/NaN instead of stopping the run"
+        ),
     }
     for key, value in defaults.items():
         fields[key] = Field(fields[key].kind, value, fields[key].help, fields[key].choices)

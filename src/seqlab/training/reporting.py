@@ -3,7 +3,7 @@
 Only the main process writes. ``train_log.jsonl`` gets one JSON object per logging step (``step``,
 ``loss``, ``lr``, ``grad_norm``, ``tokens_per_second``, ...) and one per evaluation (keys starting
 with ``eval_``); it is flushed as it grows, so a killed run keeps its log, and on resume the records
-after the checkpoint's step are dropped before training continues.
+after the checkpoint's step (and a line torn by the kill) are dropped before training continues.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any, Mapping
+
+from .checkpointing import write_text_atomic
 
 TRAIN_LOG = "train_log.jsonl"
 METRICS_FILE = "metrics.json"
@@ -41,8 +43,8 @@ class TrainLog:
 
     def _truncate_after(self, step: int) -> None:
         kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+                if (record := _parse_record(line)) is not None and record.get("step", 0) <= step]
+        write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: Mapping[str, Any]) -> None:
         if not self.enabled:
@@ -53,12 +55,25 @@ class TrainLog:
     def records(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        return [record for record in map(_parse_record, lines) if record is not None]
+
+
+def _parse_record(line: str) -> dict | None:
+    """A log line as a record; None for a blank line or the torn last line of a killed run."""
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def write_metrics(output_dir: str | Path, metrics: Mapping[str, Any]) -> Path:
+    """metrics.json appears whole or not at all: its presence marks a finished run."""
     path = Path(output_dir) / METRICS_FILE
-    path.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(_jsonable(metrics), indent=2, sort_keys=True) + "\n")
     return path
 
 

@@ -4,14 +4,17 @@ data loaders and the end of a run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 from ..errors import SeqlabUsageError
+from .checkpointing import write_text_atomic
 from .recipe import read_yaml, recipe_to_yaml, resolve_path
 
 OBJECTIVES = {"recurrent": "causal", "decoder": "causal", "encoder": "masked"}
@@ -115,16 +118,12 @@ def build_model_config(
 
     Returns ``(family, config)``.
     """
-    from transformers import AutoConfig
-
     from ..models import FAMILIES
     from ..tokenizer import token_config_kwargs
 
     path = resolve_path(model_config, recipe)
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise SeqlabUsageError(f"model folder {str(path)!r} has no config.json; pass a model YAML or a saved model folder")
-        base = AutoConfig.from_pretrained(str(path))
+        base = load_folder_config(path, "model_config")
         family = family_of_config(base)
         kwargs = base.to_dict()
         for key in ("model_type", "transformers_version", "architectures", "auto_map", "dtype", "torch_dtype"):
@@ -157,6 +156,58 @@ def build_model_config(
     return family, config
 
 
+def load_folder_config(path: Path, key: str):
+    """``AutoConfig`` of a model folder, or a usage error naming the folder and what is wrong with it."""
+    from transformers import AutoConfig
+
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise SeqlabUsageError(
+            f"{key} {str(path)!r} is not a model folder (no config.json); pass the output_dir of a seqlab run"
+            + (", or 'scratch' with --model_config" if key == "model_name_or_path" else " or a model YAML")
+        )
+    try:
+        return AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise SeqlabUsageError(
+            f"{key} {str(path)!r}: config.json cannot be read as a seqlab model config ({reason}); restore the "
+            "file from the run that wrote it"
+        ) from None
+
+
+def check_weights_file(path: Path, key: str) -> Path:
+    """The folder's safetensors weights, refused when missing, truncated or corrupted (header checked).
+
+    Only safetensors are accepted: loading them runs no code, unlike a pickled ``pytorch_model.bin``.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SeqlabUsageError(f"{key} {str(path)!r}: {index.name} is corrupted ({error})") from None
+        files = [path / shard for shard in shards]
+    else:
+        files = [path / "model.safetensors"]
+    for file in files:
+        if not file.is_file():
+            hint = " (a pickled pytorch_model.bin is not loaded: re-save the model with safetensors)" \
+                if (path / "pytorch_model.bin").exists() else ""
+            raise SeqlabUsageError(f"{key} {str(path)!r} has no {file.name}{hint}; pass a folder saved by seqlab")
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as error:
+            raise SeqlabUsageError(
+                f"{key} {str(path)!r}: {file.name} is truncated or corrupted ({error}); copy it again from the "
+                "run that wrote it"
+            ) from None
+    return files[0]
+
+
 def prepare_output_dir(output_dir: str | None, overwrite: bool, resuming: bool) -> Path:
     """Check the output folder can be used (nothing is written yet)."""
     if not output_dir:
@@ -178,7 +229,7 @@ def create_output_dir(accelerator, path: Path, overwrite: bool, resuming: bool, 
         if overwrite and not resuming and path.is_dir():
             shutil.rmtree(path)
         path.mkdir(parents=True, exist_ok=True)
-        (path / RECIPE_FILE).write_text(recipe_to_yaml(recipe), encoding="utf-8")
+        write_text_atomic(path / RECIPE_FILE, recipe_to_yaml(recipe))
     accelerator.wait_for_everyone()
 
 
@@ -189,10 +240,26 @@ def seeded_generator(seed: int) -> torch.Generator:
 
 
 def save_final_model(accelerator, model, tokenizer, output_dir: Path) -> None:
-    """``save_pretrained`` the unwrapped model (full state dict, also under FSDP) and the tokenizer."""
+    """``save_pretrained`` the unwrapped model (full state dict, also under FSDP) and the tokenizer.
+
+    Everything is written to a staging folder first and each file then replaces its old version
+    with one atomic rename, so a kill never leaves a truncated ``model.safetensors`` behind.
+    """
     state_dict = accelerator.get_state_dict(model)
     unwrapped = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
-        unwrapped.save_pretrained(str(output_dir), state_dict=state_dict, safe_serialization=True)
-        tokenizer.save_pretrained(str(output_dir))
+        staging = output_dir / f".tmp-final-{uuid.uuid4().hex[:8]}"
+        try:
+            unwrapped.save_pretrained(str(staging), state_dict=state_dict, safe_serialization=True)
+            tokenizer.save_pretrained(str(staging))
+            files = sorted(p for p in staging.rglob("*") if p.is_file())
+            for file in files:
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())
+            for file in files:
+                target = output_dir / file.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(file, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     accelerator.wait_for_everyone()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .checkpointing import TrainingProgress, load_progress
+from .checkpointing import TrainingProgress, load_checkpoint, remove_leftovers
 from .loop import LoopResult, LoopSettings, train
 from .reporting import LOSS_CURVE, TrainLog, plot_loss_curve, write_metrics
 from .runtime import save_final_model
@@ -49,13 +49,19 @@ def run_session(
     before_optimizer_step: Callable[[int], None] | None = None,
     batch_transform: Callable[[dict], dict] | None = None,
 ) -> SessionResult:
-    """Train (continuing ``checkpoint`` when given), then evaluate and save unless stopped early."""
-    accelerator.register_for_checkpointing(scheduler)
+    """Train (continuing ``checkpoint`` when given), then evaluate and save unless stopped early.
+
+    The schedule is checkpointed by seqlab itself rather than registered with Accelerate, whose
+    registered objects are unpickled on load.
+    """
     progress = TrainingProgress()
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
-        progress = load_progress(checkpoint)
-    train_log = TrainLog(output_dir, accelerator.is_main_process, resume_step=progress.step if checkpoint else None)
+        progress = load_checkpoint(accelerator, checkpoint, scheduler)
+    if accelerator.is_main_process:
+        remove_leftovers(output_dir)  # staging folders of a run killed while saving
+    # Records after the step training continues from belong to a killed attempt (all of them when
+    # a run killed before its first checkpoint starts over).
+    train_log = TrainLog(output_dir, accelerator.is_main_process, resume_step=progress.step)
     if recipe["report_to"] != "none":
         accelerator.init_trackers(recipe.get("run_name") or output_dir.name, config=_tracker_config(recipe))
 

@@ -1,0 +1,416 @@
+"""The bad-input catalogue: every wrong file, argument or folder gets a clear error, and costs nothing.
+
+For each entry: the error names the problem (file, line, key or value) and the fix; through a
+command line it is one ``error: ...`` line on stderr, no traceback, exit status 1 (2 for argparse
+syntax errors); and nothing is half-written: a refused run leaves no ``output_dir``, a refused
+resume leaves the run folder as it was. Entries (55, by surface):
+
+- recipes and configs (13): recipe file not YAML / not a mapping / missing; model YAML without a
+  family / with an impossible config; negative learning rate; two budgets; mlm_probability outside
+  (0, 1); a batch larger than the corpus; output_dir that is a file; a pretraining budget in
+  fine-tuning; ulmfit_lr_decay < 1; a model_config folder whose config.json is broken.
+- command-line arguments (9): a positional argument; a flag without its value; a non-integer step
+  count; an unknown choice; a dotted key on a non-mapping; fp16 without a GPU; an unknown strategy;
+  a tokenizer vocabulary below the byte alphabet; argparse syntax (missing required --output_dir).
+- data files (16): not UTF-8; binary bytes; only blank lines; one enormous line; an enormous table
+  field; a missing text column; a missing label column; a label of the wrong type (string, list);
+  NaN labels (CSV and JSON); a negative label; a number where the text should be; a line that is
+  not JSON; a truncated .gz; an unknown file format.
+- model folders and checkpoints (13): missing config.json; config.json not JSON; a non-seqlab
+  model_type; truncated safetensors; corrupted safetensors header; non-finite weights; weights of
+  another family; weights of another size; tokenizer/model vocabulary mismatch (size, special ids);
+  a damaged tokenizer.json; a truncated checkpoint; a checkpoint of another model.
+- generation arguments (4): max_new_tokens beyond the decoder's positions; max_length beyond them;
+  an encoder input longer than its positions; max_new_tokens <= 0.
+
+A few CLI checks run as real subprocesses; the rest call the scripts in-process (same ``run_cli``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import runpy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import seqlab  # noqa: F401  (registers the Auto classes)
+from seqlab import DecoderConfig, DecoderForCausalLM, EncoderConfig, EncoderForSequenceClassification, RecurrentConfig
+from seqlab.data import load_text_dataset
+from seqlab.errors import SeqlabUsageError
+from seqlab.tokenizer import token_config_kwargs
+from seqlab.training import run_finetuning, run_pretraining
+
+DECODER = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+           "max_position_embeddings": 64}
+
+
+@pytest.fixture(scope="module")
+def model_yaml(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("bad") / "decoder.yaml"
+    path.write_text(yaml.safe_dump({"family": "decoder", **DECODER}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def lm_folder(tokenizer, tmp_path_factory) -> Path:
+    """A saved (untrained) decoder language model with its tokenizer: what a pretraining run leaves."""
+    folder = tmp_path_factory.mktemp("lm") / "decoder-lm"
+    torch.manual_seed(0)
+    DecoderForCausalLM(DecoderConfig(**DECODER, **token_config_kwargs(tokenizer))).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def pretrain_recipe(tokenizer, model_yaml: str, output_dir: Path, **extra) -> dict:
+    return {"model_config": model_yaml, "tokenizer_path": tokenizer.saved_folder, "datasets": ["tinyshakespeare"],
+            "max_seq_length": 32, "max_corpus_tokens": 6000, "per_device_train_batch_size": 4, "max_steps": 2,
+            "eval_steps": None, "save_steps": None, "output_dir": str(output_dir), **extra}
+
+
+def finetune_recipe(model: str | Path, output_dir: Path, **extra) -> dict:
+    return {"model_name_or_path": str(model), "dataset": "sst2_sentence", "num_train_examples": 16, "max_length": 32,
+            "per_device_train_batch_size": 8, "max_steps": 1, "max_eval_batches": 1, "output_dir": str(output_dir),
+            **extra}
+
+
+def refused(run, recipe: dict, match: str) -> SeqlabUsageError:
+    """The run is refused with a usage error matching ``match`` and its output_dir was never created."""
+    with pytest.raises(SeqlabUsageError, match=match) as caught:
+        run(recipe)
+    assert not Path(recipe["output_dir"]).exists(), "a refused run wrote its output_dir"
+    return caught.value
+
+
+def write(path: Path, content: str | bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Recipes and configs
+# ----------------------------------------------------------------------------------------------
+
+RECIPE_CASES = [
+    ("recipe-not-yaml", lambda d: {"config": write(d / "r.yaml", "max_steps: [1, 2\n")}, r"r.yaml' is not valid YAML"),
+    ("recipe-not-mapping", lambda d: {"config": write(d / "r.yaml", "- max_steps\n- 3\n")},
+     r"must hold a mapping of keys to values, not list"),
+    ("recipe-missing", lambda d: {"config": str(d / "nope.yaml")}, r"recipe file '.*nope.yaml' does not exist"),
+    ("model-yaml-without-family", lambda d: {"model_config": write(d / "m.yaml", "hidden_size: 32\n")},
+     r"must name its `family`, one of recurrent, decoder, encoder; got None"),
+    ("model-config-impossible", lambda d: {"model": {"num_attention_heads": 3}},
+     r"invalid model config from .*: .*num_attention_heads"),
+    ("negative-learning-rate", lambda d: {"learning_rate": -1e-3}, r"'learning_rate' must be > 0, got -0.001"),
+    ("two-budgets", lambda d: {"num_train_epochs": 1.0}, r"recipe sets max_steps and num_train_epochs; set only one"),
+    ("mlm-probability-above-1", lambda d: {"mlm_probability": 1.5}, r"mlm_probability must lie in \(0, 1\), got 1.5"),
+    ("batch-larger-than-corpus", lambda d: {"per_device_train_batch_size": 1000}, r"fewer than one batch \(1000 x 1"),
+    ("output-dir-is-a-file", lambda d: {"output_dir": write(d / "taken.txt", "x")}, r"output_dir '.*taken.txt' is a file"),
+    ("model-config-folder-broken-json",
+     lambda d: {"model_config": str(Path(write(d / "m" / "config.json", "{oops")).parent)},
+     r"config.json cannot be read as a seqlab model config"),
+]
+
+
+@pytest.mark.parametrize("name, change, match", RECIPE_CASES, ids=[c[0] for c in RECIPE_CASES])
+def test_bad_pretraining_recipe(name, change, match, tokenizer, model_yaml, tmp_path):
+    recipe = {**pretrain_recipe(tokenizer, model_yaml, tmp_path / "out"), **change(tmp_path)}
+    if name == "output-dir-is-a-file":
+        with pytest.raises(SeqlabUsageError, match=match):
+            run_pretraining(recipe)
+        assert Path(recipe["output_dir"]).read_text() == "x"
+        return
+    refused(run_pretraining, recipe, match)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"max_train_tokens": 1000, "max_steps": None}, r"max_train_tokens is a pretraining budget"),
+    ({"strategy": "ulmfit", "ulmfit_lr_decay": 0.5}, r"ulmfit_lr_decay must be >= 1"),
+], ids=["pretraining-budget-in-finetuning", "ulmfit-decay-below-1"])
+def test_bad_finetuning_recipe(change, match, lm_folder, tmp_path):
+    refused(run_finetuning, {**finetune_recipe(lm_folder, tmp_path / "out"), **change}, match)
+
+
+# ----------------------------------------------------------------------------------------------
+# Command-line arguments (the scripts run in-process here; see the subprocess checks at the end)
+# ----------------------------------------------------------------------------------------------
+
+
+def run_script(repo_root: Path, script: str, argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(repo_root / "scripts" / script), run_name="__main__")
+    return stopped.value.code, capsys.readouterr().err
+
+
+CLI_CASES = [
+    ("positional-argument", "pretrain.py", ["runs/x"],
+     r"error: unexpected argument 'runs/x'; pass settings as --key value"),
+    ("flag-without-value", "pretrain.py", ["--max_steps"],
+     r"error: --max_steps needs a value; pass --max_steps VALUE"),
+    ("steps-not-an-integer", "pretrain.py", ["--max_steps", "ten"],
+     r"error: recipe key 'max_steps' must be an integer, got 'ten'"),
+    ("unknown-choice", "pretrain.py", ["--mixed_precision", "fp8"],
+     r"error: recipe key 'mixed_precision' is 'fp8'; choose one of auto, no, bf16, fp16"),
+    ("dotted-key-on-a-scalar", "pretrain.py", ["--learning_rate.warmup", "3"],
+     r"error: recipe key 'learning_rate' is not a mapping"),
+    ("fp16-without-gpu", "finetune.py", ["--mixed_precision", "fp16"],
+     r"error: mixed_precision fp16 needs a CUDA GPU"),
+    ("unknown-strategy", "finetune.py", ["--strategy", "lora"],
+     r"error: recipe key 'strategy' is 'lora'; choose one of full, freeze_body, ulmfit"),
+    ("vocab-below-byte-alphabet", "train_tokenizer.py", ["--dataset", "tinyshakespeare", "--vocab_size", "100"],
+     r"error: vocab_size=100 is too small for a 'bpe' tokenizer: it needs at least 261"),
+]
+
+
+@pytest.mark.parametrize("name, script, argv, match", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_bad_command_line(name, script, argv, match, repo_root, tmp_path, monkeypatch, capsys, lm_folder, model_yaml,
+                          tokenizer):
+    out = tmp_path / "out"
+    base = {
+        "pretrain.py": ["--model_config", model_yaml, "--tokenizer_path", tokenizer.saved_folder, "--datasets",
+                        "tinyshakespeare", "--output_dir", str(out)],
+        "finetune.py": ["--model_name_or_path", str(lm_folder), "--output_dir", str(out)],
+        "train_tokenizer.py": ["--output_dir", str(out)],
+    }[script]
+    code, err = run_script(repo_root, script, base + argv, monkeypatch, capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and re.match(match, lines[0]), err
+    assert not out.exists()
+
+
+def test_argparse_syntax_error_exits_2_with_usage(repo_root, monkeypatch, capsys, tmp_path):
+    code, err = run_script(repo_root, "train_tokenizer.py", ["--dataset", "tinyshakespeare"], monkeypatch, capsys)
+    assert code == 2 and "the following arguments are required: --output_dir" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------------------------
+# Data files
+# ----------------------------------------------------------------------------------------------
+
+TEXT_CASES = [
+    ("not-utf8", "corpus.txt", "First line\n\nSecond caf\xe9 line\n".encode("latin-1"),
+     r"corpus.txt: not UTF-8 text \(line 3: its byte 11, 0xe9, cannot be decoded\).*iconv"),
+    ("binary-bytes", "corpus.txt", bytes(range(128, 256)) * 40, r"corpus.txt: not UTF-8 text \(line 1"),
+    ("only-blank-lines", "corpus.txt", "\n   \n\t\n\r\n\n", r"corpus.txt' \(split 'train'\) holds no texts"),
+    ("one-enormous-line", "corpus.txt", "word " * 220_000, r"corpus.txt: line 1 is longer than 1,000,000 characters"),
+    ("truncated-gzip", "corpus.txt.gz", gzip.compress(" ".join(f"w{i}" for i in range(60_000)).encode())[:30_000],
+     r"corpus.txt.gz: cannot be read after line \d+ .*damaged or truncated"),
+    ("unknown-format", "corpus.parquet", b"PAR1", r"its format '.parquet' is not one of .txt, .tsv, .csv, .jsonl"),
+    ("number-instead-of-text", "corpus.jsonl", '{"text": "fine"}\n{"text": 5}\n',
+     r"corpus.jsonl row 2: column 'text' holds 5, not a text"),
+    ("line-not-json", "corpus.jsonl", '{"text": "fine"}\n{"text": "cut\n', r"corpus.jsonl row 2: not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("name, file_name, content, match", TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
+def test_bad_pretraining_data_file(name, file_name, content, match, tokenizer, model_yaml, tmp_path):
+    path = write(tmp_path / file_name, content)
+    refused(run_pretraining, pretrain_recipe(tokenizer, model_yaml, tmp_path / "out", datasets=[path]), match)
+
+
+LABELLED_CASES = [
+    ("missing-text-column", "train.jsonl", '{"body": "a good film", "label": 1}\n',
+     r"no text column; columns seen: body, label"),
+    ("missing-label-column", "train.tsv", "sentence\tscore\ngood\t0.9\n",
+     r"has no label column; columns seen: sentence, score"),
+    ("label-is-a-word", "train.jsonl", '{"text": "good", "label": 1}\n{"text": "bad", "label": "negative"}\n',
+     r"train.jsonl row 2: label 'negative' in column 'label' is not an integer class id"),
+    ("label-is-a-list", "train.jsonl", '{"text": "good", "label": [1]}\n',
+     r"row 1: label \[1\] .* not an integer class id"),
+    ("nan-label-csv", "train.csv", "text,label\ngood,1\nbad,NaN\n", r"train.csv row 2: label 'NaN' .* not an integer"),
+    ("nan-label-json", "train.jsonl", '{"text": "good", "label": NaN}\n',
+     r"train.jsonl row 1: label nan .* not an integer"),
+    ("negative-label", "train.csv", "text,label\ngood,1\nbad,-1\n",
+     r"dataset '.*train.csv' \(split 'train'\): labels must be 0 or more; found -1"),
+    ("enormous-table-field", "train.tsv", "sentence\tlabel\n" + "x" * 200_000 + "\t1\n",
+     r"train.tsv, after line \d: not a valid TSV row \(field larger than field limit"),
+]
+
+
+@pytest.mark.parametrize("name, file_name, content, match", LABELLED_CASES, ids=[c[0] for c in LABELLED_CASES])
+def test_bad_labelled_data_file(name, file_name, content, match, lm_folder, tmp_path):
+    path = write(tmp_path / file_name, content)
+    refused(run_finetuning, finetune_recipe(lm_folder, tmp_path / "out", dataset=path, num_train_examples=None), match)
+
+
+def test_a_bad_row_deep_in_a_file_is_named_by_its_row(tmp_path):
+    rows = "".join(f"review {i}\t{i % 2}\n" for i in range(5000)) + "review x\tpositive\n"
+    path = write(tmp_path / "big.tsv", "sentence\tlabel\n" + rows)
+    with pytest.raises(SeqlabUsageError, match=r"big.tsv row 5001: label 'positive'"):
+        load_text_dataset(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Model folders and checkpoints
+# ----------------------------------------------------------------------------------------------
+
+
+def _damage(folder: Path, how: str, tokenizer) -> None:
+    weights = folder / "model.safetensors"
+    config = json.loads((folder / "config.json").read_text())
+    if how == "missing-config":
+        (folder / "config.json").unlink()
+    elif how == "config-not-json":
+        (folder / "config.json").write_text('{"model_type": "seqlab_decoder", ')
+    elif how == "not-a-seqlab-model-type":
+        (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 512}))
+    elif how == "truncated-safetensors":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "corrupted-safetensors-header":
+        data = bytearray(weights.read_bytes())
+        data[8:40] = os.urandom(32)
+        weights.write_bytes(bytes(data))
+    elif how == "non-finite-weights":
+        from safetensors.torch import load_file, save_file
+
+        tensors = load_file(str(weights))
+        tensors["model.layers.0.mlp.fc_in.weight" if "model.layers.0.mlp.fc_in.weight" in tensors
+                else sorted(tensors)[-1]].view(-1)[:7] = float("nan")
+        save_file(tensors, str(weights), metadata={"format": "pt"})
+    elif how == "weights-of-another-family":
+        recurrent = RecurrentConfig(cell_type="lstm", hidden_size=32, embedding_size=32, num_hidden_layers=2,
+                                    **token_config_kwargs(tokenizer))
+        (folder / "config.json").write_text(recurrent.to_json_string())
+    elif how == "weights-of-another-size":
+        config["intermediate_size"] = 96
+        (folder / "config.json").write_text(json.dumps(config))
+    elif how == "vocabulary-smaller-than-tokenizer":
+        config["vocab_size"] = 300
+        (folder / "config.json").write_text(json.dumps(config))
+    elif how == "special-token-ids-differ":
+        config["pad_token_id"] = 7
+        (folder / "config.json").write_text(json.dumps(config))
+    elif how == "damaged-tokenizer":
+        text = (folder / "tokenizer.json").read_text()
+        (folder / "tokenizer.json").write_text(text[: len(text) // 3])
+    else:
+        raise AssertionError(how)
+
+
+MODEL_CASES = [
+    ("missing-config", r"is not a model folder \(no config.json\)"),
+    ("config-not-json", r"config.json cannot be read as a seqlab model config"),
+    ("not-a-seqlab-model-type", r"model_type 'gpt2' is not a seqlab family"),
+    ("truncated-safetensors", r"model.safetensors is truncated or corrupted \(.*incomplete metadata"),
+    ("corrupted-safetensors-header", r"model.safetensors is truncated or corrupted"),
+    ("non-finite-weights", r"hold values that are not finite numbers \(1 tensors"),
+    ("weights-of-another-family", r"the body weights of '.*model' did not load \(\d+ missing, e.g. model.layers"),
+    ("weights-of-another-size", r"do not load into a decoder classifier \(.*size"),
+    ("vocabulary-smaller-than-tokenizer", r"the tokenizer has 512 tokens but the model config has vocab_size=300"),
+    ("special-token-ids-differ", r"the tokenizer's pad_token_id is 0 but the model config's is 7"),
+    ("damaged-tokenizer", r"the tokenizer in .* cannot be loaded \(.*tokenizer.json or tokenizer_config.json is damaged"),
+]
+
+
+@pytest.mark.parametrize("how, match", MODEL_CASES, ids=[c[0] for c in MODEL_CASES])
+def test_bad_model_folder(how, match, lm_folder, tokenizer, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(lm_folder, folder)
+    _damage(folder, how, tokenizer)
+    refused(run_finetuning, finetune_recipe(folder, tmp_path / "out"), match)
+
+
+@pytest.fixture(scope="module")
+def checkpointed_run(tokenizer, model_yaml, tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("ckpt")
+    recipe = pretrain_recipe(tokenizer, model_yaml, folder / "run", max_steps=4, save_steps=2)
+    run_pretraining(recipe, stop_after_steps=2)
+    return recipe
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("how, match", [
+    ("truncated-checkpoint", r"checkpoint '.*step-2': model.safetensors is truncated or corrupted.*earlier checkpoint"),
+    ("checkpoint-of-another-model", r"checkpoint '.*step-2' does not fit this model: its model\.\S+ has shape "
+                                    r"\[\d+, 32\], the model built from the recipe has \[\d+, 48\]"),
+], ids=["truncated-checkpoint", "checkpoint-of-another-model"])
+def test_bad_checkpoint_is_refused_and_the_run_folder_left_as_it_was(how, match, checkpointed_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(checkpointed_run["output_dir"], run)
+    recipe = {**checkpointed_run, "output_dir": str(run), "resume_from_checkpoint": "latest"}
+    if how == "truncated-checkpoint":
+        weights = run / "checkpoints" / "step-2" / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-100])
+    else:
+        recipe["model"] = {"hidden_size": 48}
+    before = _snapshot(run)
+    with pytest.raises(SeqlabUsageError, match=match):
+        run_pretraining(recipe)
+    assert _snapshot(run) == before
+
+
+# ----------------------------------------------------------------------------------------------
+# Generation arguments
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_decoder():
+    config = DecoderConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=32, max_position_embeddings=16)
+    return DecoderForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"max_new_tokens": 10}, r"Sequence length 17 .* exceeds max_position_embeddings=16 .* lower max_new_tokens"),
+    ({"max_length": 40}, r"exceeds max_position_embeddings=16"),
+    ({"max_new_tokens": 0}, r"`max_new_tokens` must be greater than 0, but is 0"),
+], ids=["max-new-tokens-beyond-positions", "max-length-beyond-positions", "max-new-tokens-zero"])
+def test_bad_generation_arguments(kwargs, match, short_decoder):
+    prompt = torch.randint(5, 64, (1, 10))
+    with pytest.raises(ValueError, match=match):
+        short_decoder.generate(prompt, do_sample=False, eos_token_id=None, pad_token_id=0, **kwargs)
+
+
+def test_encoder_input_longer_than_its_positions():
+    config = EncoderConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=32, max_position_embeddings=16)
+    with pytest.raises(ValueError, match=r"Sequence length 20 exceeds max_position_embeddings=16.*truncation=True"):
+        EncoderForSequenceClassification(config)(torch.randint(5, 64, (1, 20)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Real processes: exit status, one error line, no traceback, nothing written
+# ----------------------------------------------------------------------------------------------
+
+
+def _cli(repo_root: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root / "src"), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, str(repo_root / "scripts" / script), *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+
+
+def test_cli_pretrain_refuses_a_file_that_is_not_utf8(repo_root, tokenizer, model_yaml, tmp_path):
+    corpus = write(tmp_path / "latin1.txt", ("Ol\xe9, se\xf1or.\n" * 50).encode("latin-1"))
+    out = tmp_path / "out"
+    result = _cli(repo_root, "pretrain.py", "--model_config", model_yaml, "--tokenizer_path", tokenizer.saved_folder,
+                  "--datasets", corpus, "--max_seq_length", "32", "--max_steps", "2", "--output_dir", str(out))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {corpus}: not UTF-8 text (line 1")
+    assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_cli_finetune_refuses_a_truncated_model(repo_root, lm_folder, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(lm_folder, folder)
+    _damage(folder, "truncated-safetensors", None)
+    out = tmp_path / "out"
+    result = _cli(repo_root, "finetune.py", "--model_name_or_path", str(folder), "--output_dir", str(out))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model_name_or_path")
+    assert "model.safetensors is truncated or corrupted" in result.stderr
+    assert "Traceback" not in result.stderr and not out.exists()
