@@ -48,6 +48,12 @@ class LoopSettings:
     debug_batch_log: int = 0
     skip_nonfinite_batches: bool = False
 
+    @classmethod
+    def from_recipe(cls, recipe: dict, max_steps: int, output_dir) -> "LoopSettings":
+        """The loop's settings as a resolved pretraining or fine-tuning recipe gives them."""
+        keys = [f for f in cls.__dataclass_fields__ if f not in ("max_steps", "output_dir")]
+        return cls(max_steps=max_steps, output_dir=str(output_dir), **{key: recipe[key] for key in keys})
+
 
 @dataclass
 class LoopResult:

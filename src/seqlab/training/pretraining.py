@@ -245,19 +245,7 @@ def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
     if checkpoint is not None:
         check_checkpoint_fits(checkpoint, accelerator.unwrap_model(model))
     create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], resuming, recipe)
-    settings = LoopSettings(
-        max_steps=max_steps,
-        gradient_accumulation_steps=recipe["gradient_accumulation_steps"],
-        max_grad_norm=recipe["max_grad_norm"],
-        logging_steps=recipe["logging_steps"],
-        eval_steps=recipe["eval_steps"],
-        save_steps=recipe["save_steps"],
-        save_total_limit=recipe["save_total_limit"],
-        stop_after_steps=recipe["stop_after_steps"],
-        output_dir=str(output_dir),
-        debug_batch_log=recipe["debug_batch_log"],
-        skip_nonfinite_batches=recipe["skip_nonfinite_batches"],
-    )
+    settings = LoopSettings.from_recipe(recipe, max_steps, output_dir)
     session = run_session(
         accelerator,
         recipe,
