@@ -114,6 +114,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
     output_dir = Path(output_dir or Path("runs") / f"transfer_gap_{Path(config_path).stem}")
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    origin = provenance()  # at the start: the commit and versions the runs are made with
 
     tokenizer_path = _train_tokenizer(config, output_dir)
     needs_pretraining = "pretrained" in config.inits
@@ -126,7 +127,6 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
     results_path = output_dir / "results.jsonl"
     done = {r["run_id"] for r in read_results(results_path)}
     todo = [run for run in config.runs() if run.run_id not in done]
-    origin = provenance()
     for run in tqdm(todo, desc="fine-tuning runs", unit="run"):
         run_dir = output_dir / "finetune" / run.run_id.replace("/", "_")
         t0 = time.time()
@@ -171,7 +171,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
         "wall time of this invocation (s)": round(time.time() - started, 1),
     }
     if model_paths:
-        metadata["parameters"] = json.dumps(_parameter_counts(model_paths))
+        metadata["parameters (body, without heads)"] = json.dumps(_parameter_counts(model_paths))
         metadata["pretraining results"] = json.dumps(
             {f: _pretraining_summary(p) for f, p in model_paths.items()}
         )
