@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from seqlab.data import (
+    refuse_evaluation_splits,
     DEFAULT_PRETRAINING_SOURCES,
     KNOWN_KEYS,
     CausalLMCollator,
@@ -39,7 +40,8 @@ LABELLED_KEYS = [
     ("sst2_sentence:validation", 872, {0, 1}),
     ("sst5", 8544, {0, 1, 2, 3, 4}),
     ("sst5:validation", 1101, {0, 1, 2, 3, 4}),
-    ("imdb", 25000, {0, 1}),
+    ("imdb", 22560, {0, 1}),  # 25,000 minus the 10% held out as imdb:validation
+    ("imdb:validation", 2440, {0, 1}),
 ]
 
 
@@ -81,8 +83,20 @@ def test_tinyshakespeare_documents_are_the_blank_line_separated_speeches(data_di
 def test_unknown_key_and_missing_split_say_what_exists(data_dir):
     with pytest.raises(SeqlabUsageError, match=r"'sst3'.*sst2, sst2_sentence, sst5, imdb, general_english"):
         load_text_dataset("sst3")
-    with pytest.raises(SeqlabUsageError, match=r"no split 'validation'; its splits are train, unsup"):
-        load_text_dataset("imdb:validation")
+    with pytest.raises(SeqlabUsageError, match=r"no split 'test'; its splits are train, unsup, validation"):
+        load_text_dataset("imdb:test")
+
+
+def test_imdb_validation_is_carved_from_train_and_never_pretrained_on(data_dir):
+    """IMDB ships no validation split here: 10% of train is held out by a hash of the text."""
+    train, validation = load_text_dataset("imdb"), load_text_dataset("imdb:validation")
+    assert not set(train["text"]) & set(validation["text"])
+    assert len(train) + len(validation) == 25000
+    assert 0.45 < sum(validation["label"]) / len(validation) < 0.55
+    streamed = list(iter_texts("imdb:validation", max_texts=50))
+    assert streamed and set(streamed) <= set(validation["text"])
+    with pytest.raises(SeqlabUsageError, match="evaluation"):
+        refuse_evaluation_splits(["general_english", "imdb:validation"])
 
 
 def test_offline_hub_fallback_says_to_set_the_data_dir(monkeypatch, tmp_path):

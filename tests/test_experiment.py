@@ -105,3 +105,31 @@ def test_cli_reports_a_missing_config_without_traceback(tmp_path, repo_root):
         capture_output=True, text=True, timeout=120, cwd=repo_root,
     )  # fmt: skip
     assert result.returncode == 1 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_imdb_is_a_second_task(tmp_path, in_repo, tokenizer):
+    """Fine-tuning on IMDB scores the held-out imdb:validation reviews."""
+    from seqlab.training import run_finetuning
+
+    metrics = run_finetuning(
+        {"config": "configs/finetune/sst2-tiny.yaml"},
+        dataset="imdb",
+        model_name_or_path="scratch",
+        model_config="configs/models/recurrent-tiny.yaml",
+        tokenizer_path=tokenizer.saved_folder,
+        num_train_examples=20,
+        max_steps=2,
+        max_length=32,
+        output_dir=str(tmp_path / "imdb"),
+        save_model=False,
+    )
+    assert metrics["num_train_examples"] == 20 and metrics["eval_examples"] == 2440
+    assert 0.0 <= metrics["eval_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("name", ["tiny", "cpu", "small", "imdb"])
+def test_shipped_experiment_configs_load(repo_root, name):
+    config = load_experiment(repo_root / "configs" / "experiments" / f"{name}.yaml")
+    assert all((repo_root / path).is_file() for path in config.families.values())
+    assert len(config.seeds) >= 2 and set(config.inits) == {"pretrained", "scratch"}
+    assert len({len(grid) for grid in config.learning_rates.values()}) == 1

@@ -13,6 +13,7 @@ Plain text files are cut into documents (see ``seqlab.data.files``).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -62,10 +63,13 @@ class DataKey:
     labelled_splits: tuple[str, ...] = ()
     label_names: tuple[str, ...] | None = None
     text_column: str = "text"
+    # share of 'train' held out as a 'validation' split when the data ships none (IMDB: its test split is
+    # deliberately absent); 'train' then means the rest, so pretraining on key:train never sees it
+    validation_from_train: float | None = None
 
     @property
     def splits(self) -> tuple[str, ...]:
-        return tuple(self.local_files)
+        return tuple(self.local_files) + (("validation",) if self.validation_from_train else ())
 
     @property
     def num_labels(self) -> int | None:
@@ -109,8 +113,9 @@ KNOWN_KEYS: dict[str, DataKey] = {
         local_dir="imdb",
         local_files={"train": "train.jsonl.xz", "unsup": "unsup.jsonl.xz"},
         hub=HubDataset("stanfordnlp/imdb", splits={"train": "train", "unsup": "unsupervised"}),
-        labelled_splits=("train",),
+        labelled_splits=("train", "validation"),
         label_names=("negative", "positive"),
+        validation_from_train=0.1,
     ),
     "general_english": DataKey(
         key="general_english",
@@ -139,10 +144,23 @@ class ResolvedSource:
     key: DataKey | None = None  # None for a plain file path
     files: tuple[str, ...] = ()  # local files; empty means the Hub
     labelled: bool | None = None  # None: a plain file decides from its columns
+    carve: str | None = None  # "train" or "validation": which side of a held-out split of 'train' to keep
+    carve_fraction: float = 0.0
 
     @property
     def description(self) -> str:
         return f"{self.source!r} (split {self.split!r})"
+
+    def keeps(self, text: str) -> bool:
+        """Whether a row of the underlying 'train' file belongs to this (possibly carved) split.
+
+        The held-out side is chosen by a hash of the text, so it is the same on every machine and for
+        every reader (Arrow loading, streaming for the tokenizer, pretraining).
+        """
+        if self.carve is None:
+            return True
+        bucket = int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big") % 10_000
+        return (bucket < self.carve_fraction * 10_000) == (self.carve == "validation")
 
 
 def parse_source(source: str, default_split: str = "train") -> tuple[str, str]:
@@ -194,6 +212,15 @@ def resolve_source(source: str, split: str = "train") -> ResolvedSource:
 
 
 def _resolve_key(key: DataKey, split: str) -> ResolvedSource:
+    if key.validation_from_train and split in ("train", "validation"):
+        resolved = _resolve_files(key, "train")
+        return dataclasses.replace(
+            resolved, split=split, labelled=True, carve=split, carve_fraction=key.validation_from_train
+        )
+    return _resolve_files(key, split)
+
+
+def _resolve_files(key: DataKey, split: str) -> ResolvedSource:
     if split not in key.local_files:
         hint = ""
         if split in EVALUATION_SPLITS and "train" in key.local_files:
@@ -229,6 +256,8 @@ def load_text_dataset(source: str, split: str = "train") -> datasets.Dataset:
     """
     resolved = resolve_source(source, split)
     dataset = _load_local(resolved) if resolved.files else _load_hub(resolved)
+    if resolved.carve is not None:
+        dataset = dataset.filter(lambda batch: [resolved.keeps(t) for t in batch["text"]], batched=True)
     if len(dataset) == 0:
         raise SeqlabUsageError(f"dataset {resolved.description} holds no texts; check the file or split")
     return dataset
@@ -271,7 +300,7 @@ def _stream_texts(resolved: ResolvedSource) -> Iterator[str]:
     else:
         rows = _load_hub(resolved, streaming=True)
     for row in rows:
-        if row["text"].strip():
+        if row["text"].strip() and resolved.keeps(row["text"]):
             yield row["text"]
 
 
