@@ -116,6 +116,24 @@ def test_remote_code_loads_without_seqlab_in_a_fresh_process(tmp_path, tokenizer
     torch.testing.assert_close(remote, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "family, lm_head", [("recurrent", "AutoModelForCausalLM"), ("decoder", "AutoModelForCausalLM"), ("encoder", "AutoModelForMaskedLM")]
+)
+def test_saved_language_model_loads_as_any_head_without_seqlab(tmp_path, tokenizer, family, lm_head):
+    """A published LM is a starting point for fine-tuning: its auto_map lists every head of the family."""
+    model = make_model(family, lm_head, tokenizer)
+    model.save_pretrained(tmp_path)
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert set(auto_map) == {"AutoConfig", *seqlab.models.FAMILIES[family][1]}
+    batch = dict(encode(tokenizer, ["Once more unto the breach", "dear friends"]))
+    body = load_without_seqlab(tmp_path, "AutoModel", batch)
+    with torch.no_grad():
+        expected = model.base_model(**batch).last_hidden_state
+    torch.testing.assert_close(body, expected, rtol=1e-5, atol=1e-6)
+    classifier_logits = load_without_seqlab(tmp_path, "AutoModelForSequenceClassification", batch)
+    assert classifier_logits.shape == (2, 2)
+
+
 # --- pipelines ---------------------------------------------------------------------------------------
 
 

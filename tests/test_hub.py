@@ -56,7 +56,11 @@ def test_dry_run_export_loads_without_seqlab(tmp_path, tokenizer, family, auto_n
     assert f"modeling_{family}.py" in files and f"configuration_{family}.py" in files
     assert ("generation_config.json" in files) == (auto_name == "AutoModelForCausalLM")
     assert not {".env", "checkpoints", "train_log.jsonl", "metrics.json", "recipe.yaml"} & set(files)
-    assert "auto_map" in json.loads((export / "config.json").read_text())
+    config = json.loads((export / "config.json").read_text())
+    assert "auto_map" in config
+    tokenizer_config = json.loads((export / "tokenizer_config.json").read_text())
+    assert tokenizer_config["model_max_length"] == config["max_position_embeddings"]
+    assert "is_local" not in tokenizer_config and "local_files_only" not in tokenizer_config
 
     card = ModelCard.load(export / "README.md")
     data = card.data.to_dict()

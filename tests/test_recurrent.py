@@ -278,3 +278,13 @@ def test_save_load_round_trip_is_bit_exact(tmp_path, cell_type):
     assert loaded.lm_head.weight.data_ptr() == loaded.model.embed_tokens.weight.data_ptr()
     ids = torch.randint(5, 40, (2, 6))
     assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+def test_generate_from_inputs_embeds_matches_input_ids():
+    model = build(RecurrentForCausalLM, "lstm", seed=4)
+    ids = torch.randint(5, 40, (2, 5))
+    embeds = model.get_input_embeddings()(ids).detach()
+    kwargs = dict(max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
+    expected = model.generate(ids, **kwargs)[:, 5:]
+    for use_cache in (True, False):
+        assert torch.equal(model.generate(inputs_embeds=embeds, use_cache=use_cache, **kwargs), expected)

@@ -218,6 +218,10 @@ def test_pretraining_each_family_from_its_config(family, tokenizer, model_yamls,
     model = auto.from_pretrained(out)
     assert model.config.vocab_size == len(tokenizer)
     assert (out / "tokenizer.json").is_file()
+    # truncation=True (and pipelines) must cut texts where this model needs them cut
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(out).model_max_length == model.config.max_position_embeddings
 
 
 def test_token_budget_sets_the_number_of_steps(tokenizer, model_yamls, tmp_path):

@@ -284,3 +284,12 @@ def check_vocab_compatible(tokenizer: PreTrainedTokenizerFast, config: Any) -> N
                 "with seqlab.tokenizer.token_config_kwargs(tokenizer) or use the tokenizer the model was "
                 "trained with"
             )
+
+
+def fit_to_model(tokenizer: PreTrainedTokenizerFast, config: Any) -> PreTrainedTokenizerFast:
+    """Set ``model_max_length`` to the model's ``max_position_embeddings`` before the pair is saved together,
+    so that ``truncation=True`` (and pipelines) cut long texts where the model needs them cut."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit:
+        tokenizer.model_max_length = int(limit)
+    return tokenizer

@@ -7,6 +7,7 @@ secrets that may sit beside the weights in a training output folder.
 """
 
 import fnmatch
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from ..errors import SeqlabUsageError
 from ..models import FAMILIES
+from ..tokenizer import fit_to_model
 from .card import build_model_card
 
 EXPORT_WHITELIST = (
@@ -31,6 +33,15 @@ EXPORT_WHITELIST = (
     "special_tokens_map.json",
 )
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+
+
+def _drop_local_loading_flags(path: Path) -> None:
+    """Loading from a local folder leaves is_local/local_files_only in tokenizer_config.json: not for the Hub."""
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for key in ("is_local", "local_files_only"):
+            data.pop(key, None)
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def is_whitelisted(name: str) -> bool:
@@ -95,7 +106,8 @@ def export_for_hub(
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
         model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        fit_to_model(tokenizer, config).save_pretrained(staging)
+        _drop_local_loading_flags(staging / "tokenizer_config.json")
         card = build_model_card(model_dir, model, repo_id=repo_id, overrides=card_overrides)
         (staging / "README.md").write_text(str(card), encoding="utf-8")
         for path in list(staging.iterdir()):

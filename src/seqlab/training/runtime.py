@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import torch
 
 from ..errors import SeqlabUsageError
+from ..tokenizer import fit_to_model
 from .checkpointing import write_text_atomic
 from .recipe import read_yaml, recipe_to_yaml, resolve_path
 
@@ -251,7 +252,7 @@ def save_final_model(accelerator, model, tokenizer, output_dir: Path) -> None:
         staging = output_dir / f".tmp-final-{uuid.uuid4().hex[:8]}"
         try:
             unwrapped.save_pretrained(str(staging), state_dict=state_dict, safe_serialization=True)
-            tokenizer.save_pretrained(str(staging))
+            fit_to_model(tokenizer, unwrapped.config).save_pretrained(str(staging))
             files = sorted(p for p in staging.rglob("*") if p.is_file())
             for file in files:
                 with open(file, "rb") as handle:

@@ -172,6 +172,14 @@ class DecoderPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if self._auto_class is not None:
+            # every head of the family lives in this file: list them all in auto_map, so that a saved
+            # language model also loads as a classifier or a bare body with trust_remote_code=True
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **_FAMILY_AUTO_MAP}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # transformers' init helpers skip tensors already loaded from a checkpoint
@@ -512,6 +520,13 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
         )
         return output if return_dict else output.to_tuple()
 
+
+
+_FAMILY_AUTO_MAP = {
+    "AutoModel": "modeling_decoder.DecoderModel",
+    "AutoModelForCausalLM": "modeling_decoder.DecoderForCausalLM",
+    "AutoModelForSequenceClassification": "modeling_decoder.DecoderForSequenceClassification",
+}
 
 __all__ = [
     "DecoderPreTrainedModel",

@@ -181,6 +181,14 @@ class EncoderPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if self._auto_class is not None:
+            # every head of the family lives in this file: list them all in auto_map, so that a saved
+            # language model also loads as a classifier or a bare body with trust_remote_code=True
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **_FAMILY_AUTO_MAP}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # transformers' init helpers skip tensors already loaded from a checkpoint
@@ -456,6 +464,13 @@ class EncoderForSequenceClassification(EncoderPreTrainedModel):
         )
         return output if return_dict else output.to_tuple()
 
+
+
+_FAMILY_AUTO_MAP = {
+    "AutoModel": "modeling_encoder.EncoderModel",
+    "AutoModelForMaskedLM": "modeling_encoder.EncoderForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_encoder.EncoderForSequenceClassification",
+}
 
 __all__ = [
     "EncoderPreTrainedModel",

@@ -102,6 +102,14 @@ class RecurrentPreTrainedModel(PreTrainedModel):
     _no_split_modules = []
     _supports_cache_class = False
 
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if self._auto_class is not None:
+            # every head of the family lives in this file: list them all in auto_map, so that a saved
+            # language model also loads as a classifier or a bare body with trust_remote_code=True
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **_FAMILY_AUTO_MAP}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         """Explicit initialisation, documented because it decides whether gradients survive through time.
@@ -336,8 +344,12 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             # the state already summarises the prompt and earlier tokens: feed only the newest token,
             # which is never padding
             model_inputs = {"input_ids": input_ids[:, -1:], "attention_mask": None}
-        elif inputs_embeds is not None and inputs_embeds.size(1) == input_ids.size(1):
-            model_inputs = {"inputs_embeds": inputs_embeds, "attention_mask": attention_mask}
+        elif inputs_embeds is not None:
+            # a prompt given as embeddings: input_ids hold only the tokens generated since (none at first)
+            embeds = inputs_embeds
+            if input_ids.size(1) > 0:
+                embeds = torch.cat([inputs_embeds, self.get_input_embeddings()(input_ids)], dim=1)
+            model_inputs = {"inputs_embeds": embeds, "attention_mask": attention_mask}
         else:
             model_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         model_inputs.update(past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=1)
@@ -422,6 +434,13 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             return (loss, *out) if loss is not None else out
         return SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
+
+
+_FAMILY_AUTO_MAP = {
+    "AutoModel": "modeling_recurrent.RecurrentModel",
+    "AutoModelForCausalLM": "modeling_recurrent.RecurrentForCausalLM",
+    "AutoModelForSequenceClassification": "modeling_recurrent.RecurrentForSequenceClassification",
+}
 
 __all__ = [
     "RecurrentState",
