@@ -30,13 +30,16 @@ def fake_run(folder, family, auto_name, tokenizer):
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     classifier = auto_name.endswith("SequenceClassification")
+    masked = auto_name == "AutoModelForMaskedLM"
     metrics = (
         {"eval_accuracy": 0.8125, "eval_f1": 0.8, "eval_loss": 0.45, "train_loss": 0.3, "eval_files": {"imdb.tsv": {"accuracy": 0.7}}}
         if classifier
+        else {"eval_accuracy": 0.125, "eval_loss": 6.5, "eval_perplexity": 665.1, "train_loss": 6.6}
+        if masked
         else {"eval_perplexity": 42.5, "eval_loss": 3.75, "train_loss": 3.5}
     )
     (folder / "metrics.json").write_text(json.dumps(metrics))
-    recipe = {"dataset": "sst2_sentence"} if classifier else {"datasets": ["general_english", "imdb:unsup"]}
+    recipe = {"dataset": "sst2_sentence"} if classifier else {"datasets": ["general_english", "imdb:unsup", "imdb:train"]}
     (folder / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "learning_rate": 0.001, "max_steps": 10}))
     (folder / ".env").write_text("HF_TOKEN=hf_secret\n")
     (folder / "train_log.jsonl").write_text("{}\n")
@@ -67,8 +70,17 @@ def test_dry_run_export_loads_without_seqlab(tmp_path, tokenizer, family, auto_n
     assert data["library_name"] == "transformers" and data["pipeline_tag"] == pipeline_tag
     assert data["license"] == "apache-2.0" and "seqlab" in data["tags"]
     _, results = model_index_to_eval_results(data["model-index"])
-    expected = {"accuracy": 0.8125, "f1": 0.8} if pipeline_tag == "text-classification" else {"perplexity": 42.5, "loss": 3.75}
+    expected = {
+        "text-classification": {"accuracy": 0.8125, "f1": 0.8},
+        "fill-mask": {"masked_token_accuracy": 0.125, "loss": 6.5},  # an MLM's "perplexity" is not one
+        "text-generation": {"perplexity": 42.5, "loss": 3.75},
+    }[pipeline_tag]
     assert {r.metric_name: r.metric_value for r in results} == expected
+    assert {r.task_type for r in results} == {pipeline_tag}
+    assert data["datasets"] == ["stanfordnlp/sst2" if pipeline_tag == "text-classification" else "stanfordnlp/imdb"]
+    assert "general English" in card.text or pipeline_tag == "text-classification"
+    assert ("generating text" in card.text) == (pipeline_tag == "text-generation")
+    assert "output_dir" not in card.text and "../shared" not in card.text  # no local paths on the Hub
     assert "trust_remote_code=True" in card.text and "Limitations and bias" in card.text
     if pipeline_tag == "text-classification":
         assert "| imdb.tsv | accuracy | 0.7000 |" in card.text  # --eval_file scores: in the table, not the index

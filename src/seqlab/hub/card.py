@@ -1,34 +1,41 @@
-"""Model cards filled from a run's config, metrics.json and recipe, rendered from model_cards/ templates."""
+"""Model cards filled from a run's config, metrics.json and recipe, rendered from the model_cards/ templates."""
 
 import json
 import math
 from pathlib import Path
 
 import yaml
-
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..errors import SeqlabUsageError
 from ..training.runtime import RECIPE_FILE
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "model_cards"
-_DATASET_IDS = {
-    "sst2": "stanfordnlp/sst2",
-    "sst2_sentence": "stanfordnlp/sst2",
-    "sst5": "SetFit/sst5",
-    "imdb": "stanfordnlp/imdb",
-    "tinyshakespeare": "karpathy/tiny_shakespeare",
+TEMPLATES_DIR = Path(__file__).resolve().parent / "model_cards"  # the repository's model_cards/ links here
+_DATASETS = {  # data key -> (Hub id or None, what it is)
+    "sst2": ("stanfordnlp/sst2", "SST-2, phrase-level training set (Socher et al., 2013)"),
+    "sst2_sentence": ("stanfordnlp/sst2", "SST-2, sentence-level training set (Socher et al., 2013)"),
+    "sst5": ("SetFit/sst5", "SST-5 fine-grained sentiment (Socher et al., 2013)"),
+    "imdb": ("stanfordnlp/imdb", "IMDB film reviews (Maas et al., 2011)"),
+    "general_english": (
+        None,
+        "general English: Brown, a Gutenberg selection, ABC news, State of the Union and inaugural addresses, "
+        "web text, a Penn Treebank WSJ sample, Reuters-21578 and 20 Newsgroups",
+    ),
+    "tinyshakespeare": (None, "tiny Shakespeare (karpathy/char-rnn)"),
 }
-_CLASSIFIER_METRICS = ("accuracy", "f1")
-_LM_METRICS = ("perplexity", "loss", "accuracy")
+# recipe keys that describe the procedure (paths, debug switches and bookkeeping stay out of the card)
+_PROCEDURE_KEYS = (
+    "datasets", "dataset", "strategy", "num_train_examples", "max_seq_length", "max_length", "mlm_probability",
+    "max_steps", "max_train_tokens", "num_train_epochs", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps",
+    "weight_decay", "adam_beta1", "adam_beta2", "max_grad_norm", "mixed_precision", "seed",
+)  # fmt: skip
+_FAMILY_SHORT = {"recurrent": "recurrent", "decoder": "decoder-only Transformer", "encoder": "encoder-only Transformer"}
 
 
 def _templates_dir() -> Path:
     if not (TEMPLATES_DIR / "language_model.md").is_file():
-        raise SeqlabUsageError(
-            f"model card templates not found in {TEMPLATES_DIR}: run from a seqlab checkout "
-            "(pip install -e .), where model_cards/ sits beside src/."
-        )
+        raise SeqlabUsageError(f"model card templates not found in {TEMPLATES_DIR}: reinstall seqlab.")
     return TEMPLATES_DIR
 
 
@@ -52,66 +59,83 @@ def flatten_numbers(tree: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _source_key(source) -> str:
-    return str(source).split(":")[0]
+def _data_keys(recipe: dict, is_classifier: bool) -> list[str]:
+    """Data keys of the run, without splits, in order, each once."""
+    sources = [recipe.get("dataset") or "sst2_sentence"] if is_classifier else (recipe.get("datasets") or [])
+    return list(dict.fromkeys(str(s).split(":")[0] for s in sources))
 
 
-def _dataset_names(recipe: dict, is_classifier: bool) -> list[str]:
-    if is_classifier:
-        sources = [recipe.get("dataset") or recipe.get("task") or "sst2_sentence"]
-    else:
-        sources = recipe.get("datasets") or []
-    return [_source_key(s) for s in sources]
+def _metric_names(kind: str) -> dict[str, str]:
+    """metrics.json key (after eval_) -> the name shown on the card, per kind of model."""
+    return {
+        "classifier": {"accuracy": "accuracy", "f1": "f1"},
+        "causal": {"perplexity": "perplexity", "loss": "loss"},
+        "masked": {"accuracy": "masked_token_accuracy", "loss": "loss"},
+    }[kind]
 
 
-def _family_text(family: str, config, num_parameters: int) -> str:
-    template = (_templates_dir() / "families" / f"{family}.md").read_text(encoding="utf-8")
-    from jinja2 import Template
-
-    values = config.to_dict()
-    cell_names = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
-    values.update(num_parameters=f"{num_parameters / 1e6:.1f}M", cell_name=cell_names.get(values.get("cell_type"), ""))
-    return Template(template).render(**values).strip()
-
-
-def _metric_name(key: str) -> str | None:
-    """"eval_accuracy" -> "accuracy"; None for keys that are not validation scores."""
-    return key[len("eval_") :] if key.startswith("eval_") else None
-
-
-def _evaluation(metrics: dict, is_classifier: bool, dataset: str | None, dataset_id: str | None):
-    """The card's evaluation table (validation split and any --eval_file) and the model-index results."""
-    wanted = _CLASSIFIER_METRICS if is_classifier else _LM_METRICS
+def _evaluation(metrics: dict, kind: str, keys: list[str]):
+    """The card's evaluation table (validation data and any --eval_file) and the model-index results."""
+    names = _metric_names(kind)
     validation = {
-        name: value
+        names[key[len("eval_") :]]: value
         for key, value in flatten_numbers({k: v for k, v in metrics.items() if k != "eval_files"}).items()
-        if (name := _metric_name(key)) in wanted
+        if key.startswith("eval_") and key[len("eval_") :] in names
     }
     extra = {
-        f"{file} / {name}": value
+        (file, names[name]): value
         for key, value in flatten_numbers(metrics.get("eval_files") or {}).items()
         for file, name in [key.rsplit("/", 1)]
-        if name in wanted
+        if name in names
     }
     if not validation and not extra:
         return "No evaluation results were recorded for this run (metrics.json is missing or empty).", []
-    split = f"{dataset} validation" if dataset else "validation"
+    if kind == "classifier":
+        data = f"{keys[0]} validation" if keys else "validation"
+        dataset_type = _DATASETS.get(keys[0], (None,))[0] if keys else None
+    else:  # language models are scored on documents held out from their own pretraining mixture
+        data = "held-out pretraining documents"
+        dataset_type = None
     lines = ["| data | metric | value |", "|---|---|---|"]
-    lines += [f"| {split} | {name} | {value:.4f} |" for name, value in sorted(validation.items())]
-    lines += [f"| {key.split(' / ')[0]} | {key.split(' / ')[1]} | {value:.4f} |" for key, value in sorted(extra.items())]
+    lines += [f"| {data} | {name} | {value:.4f} |" for name, value in sorted(validation.items())]
+    lines += [f"| {file} | {name} | {value:.4f} |" for (file, name), value in sorted(extra.items())]
+    task_type = {"classifier": "text-classification", "causal": "text-generation", "masked": "fill-mask"}[kind]
     results = [
         EvalResult(
-            task_type="text-classification" if is_classifier else "text-generation",
-            dataset_type=dataset_id,
-            dataset_name=dataset or dataset_id,
+            task_type=task_type,
+            dataset_type=dataset_type or "+".join(keys) or "unknown",
+            dataset_name=data,
             dataset_split="validation",
             metric_type=name,
             metric_name=name,
             metric_value=value,
         )
         for name, value in sorted(validation.items())
-    ] if dataset_id else []
+    ]
     return "\n".join(lines), results
+
+
+def _family_text(family: str, config, num_parameters: int) -> str:
+    from jinja2 import Template
+
+    template = (_templates_dir() / "families" / f"{family}.md").read_text(encoding="utf-8")
+    values = config.to_dict()
+    cell_names = {"rnn": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}
+    values.update(num_parameters=f"{num_parameters / 1e6:.1f}M", cell_name=cell_names.get(values.get("cell_type"), ""))
+    return Template(template).render(**values).strip()
+
+
+def _training_data(keys: list[str], recipe: dict, is_classifier: bool) -> str:
+    if not keys:
+        return "Not recorded."
+    lines = [f"- `{key}`: {_DATASETS.get(key, (None, 'a local file'))[1]}" for key in keys]
+    sources = recipe.get("dataset") if is_classifier else ", ".join(str(s) for s in recipe.get("datasets") or [])
+    return f"Sources as given to seqlab (`{sources}`):\n\n" + "\n".join(lines)
+
+
+def _procedure(recipe: dict) -> str:
+    kept = {k: recipe[k] for k in _PROCEDURE_KEYS if recipe.get(k) is not None}
+    return "\n".join(f"- `{k}`: {v}" for k, v in kept.items()) if kept else "The recipe was not recorded."
 
 
 def build_model_card(model_dir: str | Path, model, repo_id: str, overrides: dict | None = None) -> ModelCard:
@@ -119,56 +143,41 @@ def build_model_card(model_dir: str | Path, model, repo_id: str, overrides: dict
     from ..models import FAMILIES
 
     overrides = dict(overrides or {})
-    model_dir = Path(model_dir)
-    metrics, recipe = read_run_files(model_dir)
+    metrics, recipe = read_run_files(Path(model_dir))
     config = model.config
     family = next(name for name, (cls, _) in FAMILIES.items() if isinstance(config, cls))
-    is_classifier = type(model).__name__.endswith("ForSequenceClassification")
-    is_masked = type(model).__name__.endswith("ForMaskedLM")
-    datasets = _dataset_names(recipe, is_classifier)
-    dataset_ids = [_DATASET_IDS[d] for d in datasets if d in _DATASET_IDS]
+    head = type(model).__name__
+    kind = "classifier" if head.endswith("ForSequenceClassification") else ("masked" if head.endswith("ForMaskedLM") else "causal")
+    keys = _data_keys(recipe, kind == "classifier")
+    hub_ids = list(dict.fromkeys(_DATASETS[k][0] for k in keys if k in _DATASETS and _DATASETS[k][0]))
     base_model = overrides.pop("base_model", None)
-    num_parameters = model.num_parameters()
-    table, eval_results = _evaluation(
-        metrics, is_classifier, datasets[0] if datasets else None, dataset_ids[0] if dataset_ids else None
-    )
-    pipeline_tag = "text-classification" if is_classifier else ("fill-mask" if is_masked else "text-generation")
+    table, eval_results = _evaluation(metrics, kind, keys)
     card_data = ModelCardData(
         language="en",
         license=overrides.pop("license", "apache-2.0"),
         library_name="transformers",
         tags=["seqlab", config.model_type, family, "custom_code"],
-        datasets=dataset_ids or None,
-        pipeline_tag=pipeline_tag,
+        datasets=hub_ids or None,
+        pipeline_tag={"classifier": "text-classification", "masked": "fill-mask", "causal": "text-generation"}[kind],
         base_model=base_model,
         model_name=repo_id.split("/")[-1],
         eval_results=eval_results or None,
     )
-    procedure = {k: recipe[k] for k in sorted(recipe) if not isinstance(recipe[k], (dict, list))}
-    procedure_text = (
-        "\n".join(f"- `{k}`: {v}" for k, v in procedure.items()) if procedure else "The recipe was not recorded."
-    )
-    template = "classifier.md" if is_classifier else "language_model.md"
-    auto_class = "AutoModelForMaskedLM" if is_masked else "AutoModelForCausalLM"
+    template = "classifier.md" if kind == "classifier" else "language_model.md"
     return ModelCard.from_template(
         card_data,
         template_path=str(_templates_dir() / template),
         model_name=repo_id.split("/")[-1],
         repo_id=repo_id,
         base_model=base_model,
-        family_description=_family_text(family, config, num_parameters),
-        family_short={"recurrent": "recurrent", "decoder": "decoder-only Transformer", "encoder": "encoder-only Transformer"}[family],
-        objective="masked-language modelling" if is_masked else "next-token prediction",
-        auto_class=auto_class,
+        family_description=_family_text(family, config, model.num_parameters()),
+        family_short=_FAMILY_SHORT[family],
+        masked=kind == "masked",
+        objective="masked-language modelling" if kind == "masked" else "next-token prediction",
+        auto_class="AutoModelForMaskedLM" if kind == "masked" else "AutoModelForCausalLM",
         task_description=f"{config.num_labels} labels: {', '.join(str(v) for v in config.id2label.values())}",
-        training_data=(
-            "Data keys: " + ", ".join(f"`{s}`" for s in (recipe.get("datasets") or datasets))
-            if (recipe.get("datasets") or datasets)
-            else "Not recorded."
-        )
-        + " (see seqlab's `../shared/data/README.md` for sources and licences).",
-        training_procedure=procedure_text,
+        training_data=_training_data(keys, recipe, kind == "classifier"),
+        training_procedure=_procedure(recipe),
         evaluation_table=table,
-        usage_example=overrides.pop("usage_example", ""),
         **overrides,
     )
