@@ -267,6 +267,13 @@ def test_resume_after_a_stop_is_bit_identical(family, tokenizer, model_yamls, tm
     assert resumed["eval_loss"] == full["eval_loss"]
     steps = [json.loads(line)["step"] for line in (cut / "train_log.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps.count(8) == 2  # records after step 6 were not duplicated
+    # the logged loss windows and the whole-run train_loss continue across the resume (save_steps 3 is not
+    # a multiple of logging_steps 2, so the checkpoint holds a half-filled window)
+    def losses(folder):
+        return {r["step"]: r["loss"] for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines()) if "loss" in r}
+
+    assert losses(cut)[10] == losses(tmp_path / "full")[10]
+    assert resumed["train_loss"] == full["train_loss"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -49,6 +49,12 @@ class TrainingProgress:
     tokens_seen: int = 0  # non-padding tokens trained on, all processes together
     examples_seen: int = 0  # sequences trained on, all processes together
     skipped_steps: int = 0  # steps whose loss or gradient was not finite (skip_nonfinite_batches)
+    # running sums of the step losses (averaged over processes), so that a resumed run logs the same
+    # windowed loss and reports the same whole-run train_loss as an uninterrupted one
+    window_loss_sum: float = 0.0
+    window_steps: int = 0
+    run_loss_sum: float = 0.0
+    run_steps: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

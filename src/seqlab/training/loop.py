@@ -59,7 +59,7 @@ class LoopSettings:
 class LoopResult:
     progress: TrainingProgress
     stopped_early: bool
-    train_loss: float | None  # mean training loss over the whole run (this session)
+    train_loss: float | None  # mean training loss over the whole run, across resumes
     seconds: float  # training time of this session, evaluations and checkpoints excluded
     tokens_per_second: float
 
@@ -140,10 +140,11 @@ def train(
         dynamic_ncols=True,
     )
     device = accelerator.device
-    window_loss = torch.zeros((), dtype=torch.float64, device=device)
-    window_steps = 0
-    run_loss = torch.zeros((), dtype=torch.float64, device=device)
-    run_steps = 0
+    # loss sums carried over from a checkpoint: a resumed run logs what an uninterrupted one would
+    window_loss = torch.tensor(progress.window_loss_sum, dtype=torch.float64, device=device)
+    window_steps = progress.window_steps
+    run_loss = torch.tensor(progress.run_loss_sum, dtype=torch.float64, device=device)
+    run_steps = progress.run_steps
     # tokens and sequences since the last synchronisation of the global counts; kept on the device
     # so that counting never makes the CPU wait for the GPU
     local_counts = torch.zeros(2, dtype=torch.long, device=device)
@@ -261,6 +262,9 @@ def train(
                     bar.close()
                     raise nonfinite_weights_error(progress.step, settings.output_dir)
                 sync_counts()
+                sums = accelerator.reduce(torch.stack([window_loss, run_loss]), reduction="mean").tolist()
+                progress.window_loss_sum, progress.run_loss_sum = sums
+                progress.window_steps, progress.run_steps = window_steps, run_steps
                 save_checkpoint(accelerator, settings.output_dir, progress, settings.save_total_limit, scheduler)
             paused = time.perf_counter() - pause_started
             window_started += paused
