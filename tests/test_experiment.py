@@ -73,6 +73,11 @@ def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo):
     assert again[3]["run_id"] == json.loads(lines[3])["run_id"]
     assert again[3]["metrics"] == json.loads(lines[3])["metrics"]  # deterministic on CPU
 
+    # the grid may grow; the settings that made the finished runs may not change under them
+    changed = write_config(tmp_path, pretraining={**MICRO["pretraining"], "max_steps": 5})
+    with pytest.raises(SeqlabUsageError, match="pretraining differ"):
+        run_experiment(changed, out)
+
 
 def test_same_label_subset_for_every_arm(tmp_path, in_repo):
     """Fairness by construction: a seed picks the same examples whatever the family or init."""

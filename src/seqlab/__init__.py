@@ -18,6 +18,7 @@ from .models import (
     RecurrentModel,
     register_auto_classes,
 )
+from .models.recurrent.modeling_recurrent import RecurrentState
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "RecurrentModel",
     "RecurrentForCausalLM",
     "RecurrentForSequenceClassification",
+    "RecurrentState",
     "DecoderConfig",
     "DecoderModel",
     "DecoderForCausalLM",

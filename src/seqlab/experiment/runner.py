@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from tqdm.auto import tqdm
 
 from ..errors import SeqlabUsageError
@@ -109,10 +110,39 @@ def _parameter_counts(paths: dict[str, Path]) -> dict[str, int]:
     return counts
 
 
+# keys that may change between invocations on one output_dir: they only add or remove runs of the grid
+_GRID_KEYS = {"families", "inits", "label_budgets", "seeds", "learning_rates", "keep_models"}
+_SETTINGS_FILE = "experiment.yaml"
+
+
+def _check_same_settings(config_path: Path, output_dir: Path) -> None:
+    """Finished runs and pretrained models are reused only under the settings that made them."""
+    current = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    saved_path = output_dir / _SETTINGS_FILE
+    if not saved_path.is_file():
+        if output_dir.exists() and any(output_dir.iterdir()):
+            raise SeqlabUsageError(
+                f"{output_dir} is not empty and holds no {_SETTINGS_FILE}: it was not made by this experiment "
+                "runner; choose a new --output_dir."
+            )
+        return
+    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
+    changed = sorted(k for k in set(saved) | set(current) if k not in _GRID_KEYS and saved.get(k) != current.get(k))
+    old_families, new_families = saved.get("families") or {}, current.get("families") or {}
+    changed += [f"families.{name}" for name in new_families if name in old_families and old_families[name] != new_families[name]]
+    if changed:
+        raise SeqlabUsageError(
+            f"{output_dir} holds runs made with other settings ({', '.join(changed)} differ from {config_path}); "
+            "reusing them would mix experiments. Choose a new --output_dir, or delete the old one."
+        )
+
+
 def run_experiment(config_path: str | Path, output_dir: str | Path | None = None) -> Path:
     config = load_experiment(config_path)
     output_dir = Path(output_dir or Path("runs") / f"transfer_gap_{Path(config_path).stem}")
+    _check_same_settings(Path(config_path), output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_path, output_dir / _SETTINGS_FILE)
     started = time.time()
     origin = provenance()  # at the start: the commit and versions the runs are made with
 
