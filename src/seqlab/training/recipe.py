@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -362,7 +363,8 @@ def recipe_from_argv(argv: Sequence[str], fields: Mapping[str, Field]) -> dict[s
 
 def _help_text(fields: Mapping[str, Field]) -> str:
     width = max(len(key) for key in fields)
-    lines = ["usage: --config RECIPE.yaml [--key value ...]", "", "recipe keys (default):"]
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "seqlab"
+    lines = [f"usage: {program} --config RECIPE.yaml [--key value ...]", "", "recipe keys (default):"]
     for key, field in sorted(fields.items()):
         lines.append(f"  --{key:<{width}}  {field.help} ({field.default!r})")
     return "\n".join(lines)
