@@ -197,3 +197,16 @@ def test_peak_memory_sees_a_temporary_tensor_on_cpu():
     assert size + 123 <= peak < 2 * size + 123
     weight = torch.zeros(10, 10)
     assert tensor_bytes([weight, weight, weight.t()]) == 400  # one storage, counted once
+
+
+def test_offline_bundle_refuses_a_missing_data_folder_and_leaves_nothing(repo_root, tmp_path):
+    import subprocess
+
+    bundle = tmp_path / "bundle"
+    result = subprocess.run(
+        ["bash", str(repo_root / "scripts" / "offline_bundle.sh"), str(bundle), "no_such_folder"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "SEQLAB_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    assert "no data folder" in result.stderr and "no_such_folder" in result.stderr
+    assert not bundle.exists() and not (tmp_path / "bundle.partial").exists()

@@ -267,7 +267,9 @@ def test_pretraining_with_too_little_text_says_so(tokenizer, tmp_path):
 def test_causal_lm_collator_copies_inputs_to_labels_and_pads_ragged_rows():
     batch = CausalLMCollator(pad_token_id=0)([{"input_ids": [5, 6, 7]}, {"input_ids": torch.tensor([8, 9, 10])}])
     assert torch.equal(batch["labels"], batch["input_ids"])
-    assert batch["attention_mask"].all() and batch["input_ids"].dtype == torch.long
+    assert batch["input_ids"].dtype == torch.long
+    # no padding: no mask, so models take their unmasked fast path (SDPA causal kernel, one LSTM call)
+    assert "attention_mask" not in batch
     ragged = CausalLMCollator(pad_token_id=0)([{"input_ids": [5, 6, 7]}, {"input_ids": [8]}])
     assert ragged["input_ids"][1].tolist() == [8, 0, 0]
     assert ragged["labels"][1].tolist() == [8, -100, -100]
@@ -302,6 +304,16 @@ def test_masked_lm_collator_follows_80_10_10_and_never_masks_specials(tokenizer)
     assert 0.07 < unchanged.sum().item() / chosen.sum().item() < 0.13
     assert (batch["input_ids"][replaced] >= 5).all()  # random tokens are never special
     assert not ((batch["input_ids"] == tokenizer.mask_token_id) & ~chosen).any()
+
+
+def test_masked_lm_collator_masks_padding_only_when_rows_are_ragged(tokenizer):
+    collator = MaskedLMCollator(tokenizer, mask_rate=0.5, seed=0)
+    assert "attention_mask" not in collator([{"input_ids": row} for row in _mlm_batch(tokenizer, rows=4, length=16)])
+    ragged = collator([{"input_ids": list(range(5, 21))}, {"input_ids": list(range(5, 9))}])
+    assert ragged["attention_mask"].sum(dim=1).tolist() == [16, 4]
+    padding = ragged["attention_mask"] == 0
+    assert (ragged["labels"][padding] == -100).all()  # padding is special: never chosen, never predicted
+    assert (ragged["input_ids"][padding] == tokenizer.pad_token_id).all()
 
 
 def test_masked_lm_collator_is_reproducible_with_a_seed(tokenizer):

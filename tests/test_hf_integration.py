@@ -197,3 +197,27 @@ def test_tokenizer_loads_with_auto_tokenizer(tokenizer):
     loaded = AutoTokenizer.from_pretrained(tokenizer.saved_folder)
     text = "O Romeo, Romeo! wherefore art thou Romeo?"
     assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
+
+
+@pytest.mark.parametrize("family,auto_name", [
+    ("recurrent", "AutoModelForCausalLM"), ("decoder", "AutoModelForCausalLM"), ("encoder", "AutoModelForMaskedLM"),
+])
+def test_packed_batches_without_a_mask_train_exactly_like_an_all_ones_mask(tokenizer, family, auto_name):
+    # the language-modelling collators leave out the all-ones mask of packed blocks (the fast path);
+    # the loss and every gradient must be the same as with the mask
+    from seqlab.data import CausalLMCollator, MaskedLMCollator
+
+    ids = torch.randint(5, len(tokenizer), (3, 20), generator=torch.Generator().manual_seed(1))
+    collator = MaskedLMCollator(tokenizer, seed=0) if family == "encoder" else CausalLMCollator(tokenizer.pad_token_id)
+    batch = collator([{"input_ids": row} for row in ids])
+    assert "attention_mask" not in batch
+    results = []
+    for extra in ({}, {"attention_mask": torch.ones_like(ids)}):
+        model = make_model(family, auto_name, tokenizer).train()
+        loss = model(**batch, **extra).loss
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (loss_a, grads_a), (loss_b, grads_b) = results
+    assert torch.equal(loss_a, loss_b)
+    assert len(grads_a) == len(grads_b) > 0
+    assert all(torch.allclose(a, b, atol=1e-7, rtol=0) for a, b in zip(grads_a, grads_b))

@@ -140,6 +140,48 @@ def test_state_continues_the_sequence():
     torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("cell_type,nonlinearity", CELLS)
+def test_stacked_kernel_call_equals_the_layer_by_layer_loop(cell_type, nonlinearity):
+    # unpadded input runs all layers in one multi-layer call; output_hidden_states forces the per-layer loop.
+    # Same weights, same maths, same dropout stream: the loss and every gradient are bit-identical.
+    model = build(RecurrentForCausalLM, cell_type, nonlinearity, num_hidden_layers=3, hidden_dropout_prob=0.4).train()
+    ids = torch.randint(3, 40, (3, 11), generator=torch.Generator().manual_seed(0))
+    results = []
+    for per_layer in (False, True):
+        torch.manual_seed(7)
+        out = model(ids, labels=ids, output_hidden_states=per_layer, use_cache=True)
+        out.loss.backward()
+        results.append((out, [p.grad.clone() for p in model.parameters()]))
+        model.zero_grad()
+    (stacked, grads_stacked), (looped, grads_looped) = results
+    assert torch.equal(stacked.logits, looped.logits)
+    assert all(torch.equal(a, b) for a, b in zip(grads_stacked, grads_looped))
+    for a, b in zip(stacked.past_key_values.layers, looped.past_key_values.layers):
+        pairs = zip(a, b) if isinstance(a, tuple) else [(a, b)]
+        assert all(x.shape == (1, 3, 16) and torch.equal(x, y) for x, y in pairs)
+
+
+def test_stacked_call_is_taken_and_keeps_the_checkpoint_layout(monkeypatch):
+    model = build(RecurrentForCausalLM, "lstm")
+    layer_keys = [name for name in model.state_dict() if ".layers." in name]
+    assert layer_keys == [f"model.layers.{i}.{w}_l0" for i in (0, 1) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    calls = []
+    original = torch.nn.LSTM.forward
+
+    def spy(self, *args, **kwargs):
+        calls.append(self.num_layers)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.LSTM, "forward", spy)
+    ids = torch.randint(3, 40, (2, 6))
+    model(ids)
+    assert calls == [2]  # one call for both layers
+    calls.clear()
+    model(ids, attention_mask=torch.tensor([[0, 1, 1, 1, 1, 1], [1] * 6]))  # padding: layer by layer
+    assert calls == [1, 1]
+    assert build(RecurrentModel, "lstm", num_hidden_layers=1)._stacked is None
+
+
 @pytest.mark.parametrize("cell_type", ["lstm", "gru"])
 def test_padding_on_either_side_does_not_touch_the_state(cell_type):
     model = build(RecurrentModel, cell_type)

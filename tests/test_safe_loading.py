@@ -206,3 +206,17 @@ def test_export_keeps_only_whitelisted_files_whatever_junk_the_run_holds(tokeniz
 def test_whitelist_names(name, allowed):
     assert is_whitelisted(name) is allowed
     assert all("*" not in pattern or pattern.endswith((".py", ".safetensors")) for pattern in EXPORT_WHITELIST)
+
+
+@pytest.mark.parametrize("saved, loader", [
+    ("decoder", ("encoder", "AutoModelForMaskedLM")),  # same parameter names and shapes: used to load silently
+    ("encoder", ("decoder", "AutoModelForCausalLM")),
+    ("recurrent", ("decoder", "AutoModelForSequenceClassification")),
+])
+def test_a_folder_of_another_family_is_refused_by_name(tokenizer, tmp_path, saved, loader):
+    head = {"decoder": "AutoModelForCausalLM", "encoder": "AutoModelForMaskedLM", "recurrent": "AutoModelForCausalLM"}
+    make_model(saved, head[saved], tokenizer).save_pretrained(tmp_path / "model")
+    family, loader_head = loader
+    model_class = FAMILIES[family][1][loader_head]
+    with pytest.raises(ValueError, match=rf"config.json is for a `seqlab_{saved}` model, not `seqlab_{family}`"):
+        model_class.from_pretrained(tmp_path / "model")

@@ -57,9 +57,7 @@ def masked_lm_batches(blocks: torch.Tensor, batch_size: int, tokenizer, seed: in
     batches = []
     for chunk in blocks.split(batch_size):
         if chunk.shape[0] == batch_size:
-            batch = collator([{"input_ids": row} for row in chunk])
-            batch.pop("attention_mask")  # packed blocks have no padding: both models take the unmasked path
-            batches.append(batch)
+            batches.append(collator([{"input_ids": row} for row in chunk]))  # no padding: no attention_mask
     return batches
 
 

@@ -1,7 +1,14 @@
 """The shared data pipeline: text sources, pretraining blocks, classification sets and collators."""
 
 from .classification import check_labels, infer_num_labels, stratified_subset, tokenize_classification
-from .collators import IGNORE_INDEX, CausalLMCollator, ClassificationCollator, MaskedLMCollator, pad_sequences
+from .collators import (
+    IGNORE_INDEX,
+    CausalLMCollator,
+    ClassificationCollator,
+    MaskedLMCollator,
+    pad_blocks,
+    pad_sequences,
+)
 from .pretraining import DEFAULT_PRETRAINING_SOURCES, build_pretraining_dataset
 from .sources import (
     DATA_DIR_ENV,
@@ -32,6 +39,7 @@ __all__ = [
     "stratified_subset",
     "check_labels",
     "infer_num_labels",
+    "pad_blocks",
     "pad_sequences",
     "CausalLMCollator",
     "MaskedLMCollator",

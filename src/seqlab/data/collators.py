@@ -7,6 +7,11 @@ classification.
   sides. Of the chosen tokens 80% become ``<mask>``, 10% a random ordinary token and 10% stay, so the
   encoder cannot rely on seeing ``<mask>``; special tokens (``<s>``, ``</s>``, padding) are never chosen.
 - Classification: dynamic padding to the longest example of the batch, on the right.
+
+The two language-modelling collators leave ``attention_mask`` out when no row was padded (packed blocks
+of equal length, the pretraining case): the models then take their unmasked fast path (SDPA's causal or
+flash kernel, also under ``torch.compile``; one recurrent kernel call over the batch) and no step has
+to inspect an all-ones mask on the GPU. Ragged rows get the mask as usual.
 """
 
 from __future__ import annotations
@@ -32,20 +37,30 @@ def pad_sequences(sequences: Sequence[Any], pad_token_id: int, pad_to_multiple_o
     return input_ids, attention_mask
 
 
-class CausalLMCollator:
-    """Batch packed blocks for next-token prediction: ``input_ids``, ``attention_mask``, ``labels``.
+def pad_blocks(sequences: Sequence[Any], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """``input_ids`` of right-padded blocks, plus ``attention_mask`` only when some row was padded."""
+    input_ids, attention_mask = pad_sequences(sequences, pad_token_id)
+    if bool(attention_mask.all()):
+        return {"input_ids": input_ids}
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
 
-    Blocks of equal length are stacked as they are (no padding); ragged ones are right-padded with
-    ``pad_token_id`` and their padding gets label ``-100``.
+
+class CausalLMCollator:
+    """Batch packed blocks for next-token prediction: ``input_ids``, ``labels`` (and ``attention_mask``).
+
+    Blocks of equal length are stacked as they are, without an ``attention_mask``; ragged ones are
+    right-padded with ``pad_token_id``, their padding gets label ``-100`` and the batch an ``attention_mask``.
     """
 
     def __init__(self, pad_token_id: int = 0):
         self.pad_token_id = pad_token_id
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        input_ids, attention_mask = pad_sequences([f["input_ids"] for f in features], self.pad_token_id)
-        labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        batch = pad_blocks([f["input_ids"] for f in features], self.pad_token_id)
+        labels = batch["input_ids"].clone()
+        if "attention_mask" in batch:
+            labels[batch["attention_mask"] == 0] = IGNORE_INDEX
+        return {**batch, "labels": labels}
 
 
 class MaskedLMCollator:
@@ -79,9 +94,9 @@ class MaskedLMCollator:
         self.generator = generator
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        input_ids, attention_mask = pad_sequences([f["input_ids"] for f in features], self.pad_token_id)
-        input_ids, labels = self.mask_tokens(input_ids)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        batch = pad_blocks([f["input_ids"] for f in features], self.pad_token_id)
+        batch["input_ids"], labels = self.mask_tokens(batch["input_ids"])
+        return {**batch, "labels": labels}
 
     def mask_tokens(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (corrupted input_ids, labels) for a batch of ids; ``input_ids`` is not modified."""

@@ -109,12 +109,11 @@ def budget_to_steps(recipe: Mapping[str, Any], batches_per_epoch: int, num_proce
 
 
 def _pad_only(pad_token_id: int):
-    """Collate blocks into input_ids + attention_mask (masking happens later, in the loop)."""
-    from ..data import pad_sequences
+    """Collate blocks into input_ids (+ attention_mask if padded); masking happens later, in the loop."""
+    from ..data import pad_blocks
 
     def collate(features: list[dict]) -> dict:
-        input_ids, attention_mask = pad_sequences([f["input_ids"] for f in features], pad_token_id)
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
+        return pad_blocks([f["input_ids"] for f in features], pad_token_id)
 
     return collate
 
@@ -190,7 +189,7 @@ def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
 
         def batch_transform(batch: dict) -> dict:
             input_ids, labels = masker.mask_tokens(batch["input_ids"])
-            masked = {"input_ids": input_ids, "attention_mask": batch["attention_mask"], "labels": labels}
+            masked = {**batch, "input_ids": input_ids, "labels": labels}
             return send_to_device(masked, accelerator.device)
 
     train_dataloader = DataLoader(

@@ -48,6 +48,19 @@ class RecurrentConfig(PretrainedConfig):
     """
 
     model_type = "seqlab_recurrent"
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        # decoder and encoder checkpoints share parameter names and shapes, so weights of one family would
+        # load silently into the other: refuse a config.json written for another model type instead
+        found = config_dict.get("model_type")
+        if found and found != cls.model_type:
+            raise ValueError(
+                f"{cls.__name__}: this config.json is for a `{found}` model, not `{cls.model_type}`. Load the "
+                f"folder with the Auto class that fits it (e.g. AutoModelForCausalLM.from_pretrained) or with "
+                f"the model class of the `{found}` family."
+            )
+        return super().from_dict(config_dict, **kwargs)
     keys_to_ignore_at_inference = ["past_key_values"]
 
     def __init__(

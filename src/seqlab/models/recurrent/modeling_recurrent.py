@@ -2,12 +2,16 @@
 
 Shape of the network (the seeds' notation):
     x_t = Embedding(token_t)                              (dropout)
-    h_t^(l) = Cell(h_t^(l-1), h_{t-1}^(l))                one cuDNN kernel per layer (dropout between layers)
+    h_t^(l) = Cell(h_t^(l-1), h_{t-1}^(l))                (dropout between layers)
     logits_t = W_out [P] h_t^(L) + b_out                  P projects hidden -> embedding size when tied
 
 Each layer is its own `nn.RNN` / `nn.LSTM` / `nn.GRU`, so `output_hidden_states` can return every layer and
-fine-tuning can give each layer its own learning rate. Padding on either side is handled by packing: valid
-tokens are moved to the front of each row and run as a `PackedSequence`, so pad tokens never touch the state.
+fine-tuning can give each layer its own learning rate. When nothing needs the layers one by one (no padding,
+no `output_hidden_states`), the whole stack runs as ONE multi-layer kernel call with the layers' own weights
+(`_StackedCall`): on a GPU, cuDNN then overlaps the layers in time as it does for a plain multi-layer
+`nn.LSTM`; the arithmetic and the dropout masks are those of the layer-by-layer loop. Padding on either side
+is handled by packing: valid tokens are moved to the front of each row and run as a `PackedSequence`, so pad
+tokens never touch the state.
 
 This file imports only torch, transformers and its configuration, so that a saved folder carries it and loads
 with `trust_remote_code=True` where seqlab is not installed.
@@ -58,6 +62,33 @@ class RecurrentState:
 
     def __len__(self) -> int:
         return len(self.layers)
+
+
+class _StackedCall:
+    """All recurrent layers in one multi-layer call, through `torch.func.functional_call`.
+
+    A weightless (meta-device) multi-layer module of the same cell is called with the per-layer modules'
+    parameters bound to its `weight_ih_l{i}` ... names, so the checkpoint keeps `layers.{i}.*`. The module's
+    inter-layer dropout is the loop's `hidden_dropout` (same probability, same random stream on CPU). On CUDA,
+    `nn.RNNBase` sees new weights and flattens them into one cuDNN buffer before the call (one copy of the
+    weights per call, as the loop's per-layer `flatten_parameters()` made). Not an `nn.Module` attribute:
+    it holds no weights of its own and must stay out of `state_dict()` and `.to()`.
+    """
+
+    def __init__(self, layers: nn.ModuleList, cell: type, **cell_kwargs):
+        first = layers[0]
+        self.module = cell(
+            first.input_size, first.hidden_size, num_layers=len(layers), batch_first=True, device="meta", **cell_kwargs
+        )
+
+    def __call__(self, layers: nn.ModuleList, x: torch.Tensor, initial, dropout: float, training: bool):
+        self.module.dropout = dropout
+        self.module.train(training)
+        # each layer's parameters are named `weight_ih_l0`, ...: layer i's become `weight_ih_l{i}`, ...
+        weights = {
+            f"{name[:-1]}{i}": param for i, layer in enumerate(layers) for name, param in layer.named_parameters()
+        }
+        return torch.func.functional_call(self.module, weights, (x, initial))
 
 
 @dataclass
@@ -182,6 +213,8 @@ class RecurrentModel(RecurrentPreTrainedModel):
             )
             for i in range(config.num_hidden_layers)
         )
+        # a plain attribute (see _StackedCall): built once, holds no weights
+        self._stacked = _StackedCall(self.layers, cell, **extra) if config.num_hidden_layers > 1 else None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -219,9 +252,40 @@ class RecurrentModel(RecurrentPreTrainedModel):
         packing = _Packing.from_mask(attention_mask, length)
         all_hidden = [x] if output_hidden_states else None
         x = self.embedding_dropout(x)
+
+        if self._stacked is not None and packing is None and not output_hidden_states:
+            x, states = self._run_stacked(x, past_key_values)
+        else:
+            x, states = self._run_layer_by_layer(x, past_key_values, packing, all_hidden)
+
+        seen = (past_key_values.seen_tokens if past_key_values is not None else 0) + length
+        cache = RecurrentState(states, seen) if use_cache else None
+        hidden_states = tuple(all_hidden) if output_hidden_states else None
+        if not return_dict:
+            return tuple(v for v in (x, cache, hidden_states) if v is not None)
+        return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=cache, hidden_states=hidden_states)
+
+    def _run_stacked(self, x: torch.Tensor, past_key_values: RecurrentState | None):
+        """Every layer in one kernel call; the state comes back stacked (layers, batch, hidden) and is split."""
+        initial = None
+        if past_key_values is not None:
+            per_layer = past_key_values.layers
+            initial = (
+                tuple(torch.cat(parts) for parts in zip(*per_layer))
+                if isinstance(per_layer[0], tuple)
+                else torch.cat(per_layer)
+            )
+        x, state = self._stacked(self.layers, x, initial, self.hidden_dropout.p, self.training)
+        if isinstance(state, tuple):
+            states = list(zip(*(part.split(1) for part in state)))
+        else:
+            states = list(state.split(1))
+        return x, states
+
+    def _run_layer_by_layer(self, x, past_key_values, packing, all_hidden):
+        length = x.size(1)
         if packing is not None:
             x = packing.to_front(x)
-
         states = []
         for i, layer in enumerate(self.layers):
             if x.is_cuda:
@@ -234,19 +298,13 @@ class RecurrentModel(RecurrentPreTrainedModel):
                 out, state = layer(packed, initial)
                 x, _ = pad_packed_sequence(out, batch_first=True, total_length=length)
             states.append(state)
-            if output_hidden_states:
+            if all_hidden is not None:
                 all_hidden.append(x if packing is None else packing.to_original(x))
             if i < len(self.layers) - 1:
                 x = self.hidden_dropout(x)
         if packing is not None:
             x = packing.to_original(x)
-
-        seen = (past_key_values.seen_tokens if past_key_values is not None else 0) + length
-        cache = RecurrentState(states, seen) if use_cache else None
-        hidden_states = tuple(all_hidden) if output_hidden_states else None
-        if not return_dict:
-            return tuple(v for v in (x, cache, hidden_states) if v is not None)
-        return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=cache, hidden_states=hidden_states)
+        return x, states
 
 
 class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
