@@ -79,6 +79,29 @@ def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo):
         run_experiment(changed, out)
 
 
+def test_ulmfit_arm_fine_tunes_the_pretrained_model_with_the_ulmfit_strategy(tmp_path, monkeypatch):
+    import seqlab.training
+    from seqlab.experiment import runner
+    from seqlab.experiment.grid import FinetuneRun
+
+    config = load_experiment(write_config(tmp_path, inits=["pretrained", "scratch", "ulmfit"],
+                                          finetuning={**MICRO["finetuning"], "strategy": "full"}))
+    assert load_experiment(write_config(tmp_path)).inits == ["pretrained", "scratch"]  # the arm is opt-in
+    assert {run.init for run in config.runs()} == {"pretrained", "scratch", "ulmfit"}
+    recipes = {}
+    monkeypatch.setattr(seqlab.training, "run_finetuning", lambda recipe: recipes.setdefault(recipe["output_dir"], recipe))
+    for init in ("pretrained", "scratch", "ulmfit"):
+        run = FinetuneRun("sst2_sentence", "lstm", init, 40, 0, 1e-3)
+        runner._finetune(config, run, tmp_path / "pretrained-lstm", tmp_path / "tok", tmp_path / init)
+    by_init = {init: recipes[str(tmp_path / init)] for init in ("pretrained", "scratch", "ulmfit")}
+    assert by_init["ulmfit"]["model_name_or_path"] == by_init["pretrained"]["model_name_or_path"] == str(
+        tmp_path / "pretrained-lstm")
+    assert by_init["scratch"]["model_name_or_path"] == "scratch"
+    assert [by_init[i]["strategy"] for i in ("pretrained", "scratch", "ulmfit")] == ["full", "full", "ulmfit"]
+    # the same budget for every arm
+    assert len({(r["max_steps"], r["learning_rate"], r["num_train_examples"]) for r in by_init.values()}) == 1
+
+
 def test_same_label_subset_for_every_arm(tmp_path, in_repo):
     """Fairness by construction: a seed picks the same examples whatever the family or init."""
     from seqlab.data import load_text_dataset, stratified_subset
@@ -93,7 +116,7 @@ def test_same_label_subset_for_every_arm(tmp_path, in_repo):
     "changes, message",
     [
         ({"learning_rates": {"lstm": [1e-3, 3e-3], "decoder": [1e-3]}}, "same size"),
-        ({"inits": ["pretrained", "random"]}, "inits"),
+        ({"inits": ["pretrained", "random"]}, r"inits.*'pretrained', 'scratch', 'ulmfit'"),
         ({"label_budgets": [0]}, "label budget"),
         ({"seeds": []}, "seeds"),
         ({"famillies": {}}, "unknown key"),

@@ -8,11 +8,15 @@ import yaml
 
 from ..errors import SeqlabUsageError
 
-INITS = ("pretrained", "scratch")
+INITS = ("pretrained", "scratch", "ulmfit")
+DEFAULT_INITS = ("pretrained", "scratch")
+# arms that start from the family's pretrained language model; `ulmfit` also fine-tunes it ULMFiT-style
+PRETRAINED_INITS = ("pretrained", "ulmfit")
 _KEYS = {
     "task": "labelled data key or file fine-tuned on (sst2_sentence, imdb, sst2, ...)",
     "families": "mapping: name in the tables -> model YAML (configs/models/...)",
-    "inits": "subset of [pretrained, scratch]",
+    "inits": "subset of [pretrained, scratch, ulmfit] (default [pretrained, scratch]); ulmfit: the pretrained "
+    "model fine-tuned with strategy ulmfit (discriminative rates, slanted schedule, gradual unfreezing)",
     "label_budgets": "numbers of labelled training examples; 'all' for the whole training split",
     "seeds": "seeds: each seed fixes the label subset (identical across arms), init and data order",
     "learning_rates": "list shared by every family, or mapping family -> list (same length for every family)",
@@ -97,7 +101,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     families = raw["families"]
     if not isinstance(families, dict):
         raise SeqlabUsageError(f"{path}: `families` must map a name to a model YAML, got {families!r}.")
-    inits = list(raw.get("inits", INITS))
+    inits = list(raw.get("inits", DEFAULT_INITS))
     if not inits or any(i not in INITS for i in inits):
         raise SeqlabUsageError(f"{path}: `inits` must be a non-empty subset of {list(INITS)}, got {inits}.")
     budgets = []

@@ -3,7 +3,8 @@
 Protocol: within each arm (task, family, init, label budget) the learning rate with the best mean
 validation score over seeds is kept, the same rule and the same grid size for every arm; the cell
 reports that learning rate's per-seed scores (mean, std, 95% t-interval). The gap is pretrained minus
-scratch with a Welch 95% interval.
+scratch with a Welch 95% interval; with the optional `ulmfit` arm (the pretrained model fine-tuned
+ULMFiT-style) also ULMFiT minus scratch.
 """
 
 import csv
@@ -14,7 +15,9 @@ from pathlib import Path
 
 from .stats import difference_of_means, summarize
 
-INITS = ("pretrained", "scratch")
+INITS = ("pretrained", "scratch", "ulmfit")
+GAPS = {"gap": ("pretrained", "scratch"), "ulmfit_gap": ("ulmfit", "scratch")}  # column -> (arm, baseline)
+LINE_STYLES = {"pretrained": "-", "scratch": "--", "ulmfit": ":"}
 
 
 def read_results(path: str | Path) -> list[dict]:
@@ -65,10 +68,11 @@ def summary_rows(records: list[dict], metric: str = "accuracy") -> list[dict]:
                     f"{init}_lr": cell["learning_rate"],
                 }
             )
-        both = [cells.get((task, family, init, n)) for init in INITS]
-        if all(both):
-            gap = difference_of_means(both[0]["scores"], both[1]["scores"])
-            row.update(gap=gap["gap"], gap_ci95=gap["ci95"])
+        for column, (arm, baseline) in GAPS.items():
+            pair = [cells.get((task, family, init, n)) for init in (arm, baseline)]
+            if all(pair):
+                gap = difference_of_means(pair[0]["scores"], pair[1]["scores"])
+                row.update({column: gap["gap"], f"{column}_ci95": gap["ci95"]})
         rows.append(row)
     return rows
 
@@ -84,18 +88,26 @@ def _fmt(mean, std=None, ci=None) -> str:
     return text
 
 
+def _fmt_gap(row: dict, column: str) -> str:
+    if column not in row:
+        return "–"
+    ci = row[f"{column}_ci95"]
+    return f"{row[column]:+.3f}" + ("" if math.isnan(ci) else f" [±{ci:.3f}]")
+
+
 def markdown_table(rows: list[dict]) -> str:
-    lines = [
-        "| task | family | N labels | pretrained | scratch | gap (pre − scratch) |",
-        "|---|---|---|---|---|---|",
-    ]
+    with_ulmfit = any("ulmfit_mean" in r for r in rows)  # the optional arm gets columns only when it ran
+    header = "| task | family | N labels | pretrained | scratch | gap (pre − scratch) |"
+    if with_ulmfit:
+        header += " ULMFiT | gap (ULMFiT − scratch) |"
+    lines = [header, "|---" * header.count(" | ") + "|---|"]
     for r in rows:
-        pre = _fmt(r.get("pretrained_mean"), r.get("pretrained_std"), r.get("pretrained_ci95"))
-        scr = _fmt(r.get("scratch_mean"), r.get("scratch_std"), r.get("scratch_ci95"))
-        gap = "–" if "gap" not in r else f"{r['gap']:+.3f}" + (
-            "" if math.isnan(r["gap_ci95"]) else f" [±{r['gap_ci95']:.3f}]"
-        )
-        lines.append(f"| {r['task']} | {r['family']} | {r['num_train_examples']} | {pre} | {scr} | {gap} |")
+        cells = [_fmt(r.get(f"{init}_mean"), r.get(f"{init}_std"), r.get(f"{init}_ci95")) for init in INITS]
+        line = f"| {r['task']} | {r['family']} | {r['num_train_examples']} | {cells[0]} | {cells[1]} | "
+        line += f"{_fmt_gap(r, 'gap')} |"
+        if with_ulmfit:
+            line += f" {cells[2]} | {_fmt_gap(r, 'ulmfit_gap')} |"
+        lines.append(line)
     lines.append("")
     lines.append("Cells: mean ± std over seeds [95% t-interval half-width]; gap: Welch 95% interval.")
     return "\n".join(lines)
@@ -126,7 +138,7 @@ def plot(rows: list[dict], output_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for family in families:
             fam = sorted((r for r in task_rows if r["family"] == family), key=lambda r: r["num_train_examples"])
-            for init, style in (("pretrained", "-"), ("scratch", "--")):
+            for init, style in LINE_STYLES.items():
                 pts = [r for r in fam if f"{init}_mean" in r]
                 if not pts:
                     continue
@@ -143,7 +155,9 @@ def plot(rows: list[dict], output_dir: Path) -> list[Path]:
         ax.set_xscale("log")
         ax.set_xlabel("labelled training examples (log scale)")
         ax.set_ylabel("validation accuracy")
-        ax.set_title(f"Transfer gap on {task}: pretrained (solid) vs scratch (dashed)")
+        ax.set_title(f"Transfer gap on {task}: pretrained (solid), scratch (dashed), ULMFiT (dotted)"
+                     if any("ulmfit_mean" in r for r in task_rows) else
+                     f"Transfer gap on {task}: pretrained (solid) vs scratch (dashed)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -154,21 +168,24 @@ def plot(rows: list[dict], output_dir: Path) -> list[Path]:
 
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for family in families:
-            pts = sorted((r for r in task_rows if r["family"] == family and "gap" in r), key=lambda r: r["num_train_examples"])
-            if pts:
-                ax.errorbar(
-                    [r["num_train_examples"] for r in pts],
-                    [r["gap"] for r in pts],
-                    yerr=[0 if math.isnan(r["gap_ci95"]) else r["gap_ci95"] for r in pts],
-                    marker="o",
-                    capsize=3,
-                    color=colors[family],
-                    label=family,
-                )
+            for column, (arm, _) in GAPS.items():
+                pts = [r for r in task_rows if r["family"] == family and column in r]
+                pts.sort(key=lambda r: r["num_train_examples"])
+                if pts:
+                    ax.errorbar(
+                        [r["num_train_examples"] for r in pts],
+                        [r[column] for r in pts],
+                        yerr=[0 if math.isnan(r[f"{column}_ci95"]) else r[f"{column}_ci95"] for r in pts],
+                        linestyle=LINE_STYLES[arm],
+                        marker="o",
+                        capsize=3,
+                        color=colors[family],
+                        label=family if arm == "pretrained" else f"{family} ULMFiT",
+                    )
         ax.axhline(0.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
         ax.set_xlabel("labelled training examples (log scale)")
-        ax.set_ylabel("accuracy gap (pretrained − scratch)")
+        ax.set_ylabel("accuracy gap (arm − scratch)")
         ax.set_title(f"Transfer gap per family on {task} (95% intervals)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -184,20 +201,24 @@ def findings(rows: list[dict]) -> list[str]:
     """Sentences that state the measured gaps, including where they are not distinguishable from zero."""
     out = []
     for r in rows:
-        if "gap" not in r:
-            continue
-        ci = r["gap_ci95"]
-        where = f"{r['family']} on {r['task']} with {r['num_train_examples']} labels"
-        numbers = f"{r['pretrained_mean']:.3f} vs {r['scratch_mean']:.3f}, gap {r['gap']:+.3f}"
-        if math.isnan(ci):
-            verdict = "a single seed per arm: no interval, no claim"
-        elif r["gap"] - ci > 0:
-            verdict = f"pretraining helps (95% interval ±{ci:.3f} excludes 0)"
-        elif r["gap"] + ci < 0:
-            verdict = f"pretraining hurts (95% interval ±{ci:.3f} excludes 0)"
-        else:
-            verdict = f"no difference distinguishable from seed noise (95% interval ±{ci:.3f} includes 0)"
-        out.append(f"- {where}: {numbers}; {verdict}.")
+        for column, (arm, baseline) in GAPS.items():
+            if column not in r:
+                continue
+            ci, gap = r[f"{column}_ci95"], r[column]
+            what = "pretraining" if arm == "pretrained" else "pretraining with ULMFiT fine-tuning"
+            where = f"{r['family']} on {r['task']} with {r['num_train_examples']} labels"
+            if arm != "pretrained":
+                where += " (ULMFiT arm)"
+            numbers = f"{r[f'{arm}_mean']:.3f} vs {r[f'{baseline}_mean']:.3f}, gap {gap:+.3f}"
+            if math.isnan(ci):
+                verdict = "a single seed per arm: no interval, no claim"
+            elif gap - ci > 0:
+                verdict = f"{what} helps (95% interval ±{ci:.3f} excludes 0)"
+            elif gap + ci < 0:
+                verdict = f"{what} hurts (95% interval ±{ci:.3f} excludes 0)"
+            else:
+                verdict = f"no difference distinguishable from seed noise (95% interval ±{ci:.3f} includes 0)"
+            out.append(f"- {where}: {numbers}; {verdict}.")
     return out
 
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..errors import SeqlabUsageError
 from ..provenance import provenance
-from .grid import ExperimentConfig, FinetuneRun, load_experiment
+from .grid import PRETRAINED_INITS, ExperimentConfig, FinetuneRun, load_experiment
 from .report import read_results, write_report
 
 
@@ -72,7 +72,7 @@ def _finetune(config: ExperimentConfig, run: FinetuneRun, model_path: Path, toke
     recipe = {
         **config.finetuning,
         "dataset": config.task,
-        "model_name_or_path": str(model_path) if run.init == "pretrained" else "scratch",
+        "model_name_or_path": str(model_path) if run.init in PRETRAINED_INITS else "scratch",
         "model_config": config.families[run.family],
         "tokenizer_path": str(tokenizer_path),
         "num_train_examples": None if run.num_train_examples == "all" else run.num_train_examples,
@@ -83,6 +83,8 @@ def _finetune(config: ExperimentConfig, run: FinetuneRun, model_path: Path, toke
         "overwrite_output_dir": True,
         "save_model": config.keep_models,
     }
+    if run.init == "ulmfit":  # the optional arm: the same pretrained model and budget, ULMFiT's procedure
+        recipe["strategy"] = "ulmfit"
     if "max_steps" not in config.finetuning and "num_train_epochs" not in config.finetuning:
         if run.num_train_examples == "all":
             recipe["num_train_epochs"] = config.finetune_epochs
@@ -147,7 +149,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
     origin = provenance()  # at the start: the commit and versions the runs are made with
 
     tokenizer_path = _train_tokenizer(config, output_dir)
-    needs_pretraining = "pretrained" in config.inits
+    needs_pretraining = any(init in PRETRAINED_INITS for init in config.inits)
     pretrained = {}
     if needs_pretraining:
         for family in config.families:
@@ -170,12 +172,13 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
             "requested_examples": run.num_train_examples,
             "seed": run.seed,
             "learning_rate": run.learning_rate,
+            "strategy": "ulmfit" if run.init == "ulmfit" else config.finetuning.get("strategy", "full"),
             "metrics": validation_scores(metrics),
             "eval_files": metrics.get("eval_files", {}),
             "parameters": metrics.get("num_parameters"),
             "wall_time_s": round(time.time() - t0, 2),
             "model_config": config.families[run.family],
-            "pretrained_from": str(pretrained[run.family]) if run.init == "pretrained" else None,
+            "pretrained_from": str(pretrained[run.family]) if run.init in PRETRAINED_INITS else None,
             "hardware": origin["hardware"],
             "versions": origin["versions"],
         }
