@@ -2,7 +2,7 @@
 # Pack what a GPU machine without internet needs to run seqlab's benchmarks and experiments: the wheels
 # that a typical PyTorch image lacks (datasets, evaluate and their small dependencies, at the versions
 # installed here) and the data folders the run reads. The machine then needs only:
-#     source BUNDLE/activate.sh      # installs the wheels into /tmp/seqlab-site, sets SEQLAB_DATA_DIR
+#     source BUNDLE/activate.sh      # from the repository root: wheels into /tmp/seqlab-site, SEQLAB_DATA_DIR
 #
 # usage: scripts/offline_bundle.sh BUNDLE_DIR [DATA_FOLDER ...]
 #   DATA_FOLDER: folders of $SEQLAB_DATA_DIR (default ../shared/data) to copy, e.g. pretrain sst2_sentence
@@ -15,7 +15,7 @@ if [[ $# -lt 1 || "$1" == -* ]]; then
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
-bundle=$1
+bundle=${1%/}  # a trailing slash would put the partial folder inside the bundle
 shift
 data_dir=${SEQLAB_DATA_DIR:-../shared/data}
 folders=("$@")
@@ -45,7 +45,8 @@ for folder in "${folders[@]}"; do
 done
 
 cat > "$bundle.partial/activate.sh" <<'EOF'
-# source this file: installs the bundled wheels next to the image's packages and points seqlab at the data
+# source this file from the repository root: installs the bundled wheels next to the image's packages, puts
+# ./src on PYTHONPATH and points seqlab at the bundled data
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/seqlab-site \
     "$here"/wheels/*.whl || return 1

@@ -182,6 +182,52 @@ def test_stacked_call_is_taken_and_keeps_the_checkpoint_layout(monkeypatch):
     assert build(RecurrentModel, "lstm", num_hidden_layers=1)._stacked is None
 
 
+def test_hooks_on_a_layer_keep_the_layer_by_layer_loop():
+    # the stacked call bypasses each layer's forward; accelerate's offload/device-map hooks and user hooks
+    # live there, so a hooked stack runs layer by layer (same numbers) and the hooks fire
+    from accelerate.hooks import ModelHook, add_hook_to_module, remove_hook_from_module
+
+    model = build(RecurrentForCausalLM, "lstm")
+    ids = torch.randint(3, 40, (2, 6))
+    expected = model(ids).logits
+    seen = []
+    handle = model.model.layers[0].register_forward_hook(lambda module, args, out: seen.append("user"))
+    assert torch.equal(model(ids).logits, expected) and seen == ["user"]
+    handle.remove()
+
+    class Counting(ModelHook):
+        def pre_forward(self, module, *args, **kwargs):
+            seen.append("accelerate")
+            return args, kwargs
+
+    add_hook_to_module(model.model.layers[1], Counting())
+    assert torch.equal(model(ids).logits, expected) and seen == ["user", "accelerate"]
+    remove_hook_from_module(model.model.layers[1])
+    model(ids)
+    assert seen == ["user", "accelerate"]  # no hook left: the stacked call again
+
+
+def test_flatten_together_binds_the_layers_weights_once_per_storage(monkeypatch):
+    # on CUDA the stacked call first puts every layer's weights into one cuDNN buffer; checked here on CPU
+    # with the template's flatten_parameters spied on (on CPU it would return without flattening)
+    model = build(RecurrentModel, "lstm")
+    stacked = model._stacked
+    bound = []
+    monkeypatch.setattr(stacked.module, "flatten_parameters", lambda: bound.append(list(stacked.module._flat_weights)))
+    weights = stacked.weights(model.layers)
+    assert list(weights) == [f"{w}_l{i}" for i in (0, 1) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    assert stacked.flatten_together(weights) is True
+    assert len(bound) == 1 and all(a is b for a, b in zip(bound[0], weights.values()))  # the layers' own tensors
+    assert all(w.is_meta for w in stacked.module._flat_weights)  # restored: the template owns no weights
+    assert stacked.flatten_together(weights) is False  # same storage: nothing to do
+    with torch.no_grad():
+        model.layers[1].weight_hh_l0.set_(model.layers[1].weight_hh_l0.clone())  # what .to() or loading does
+    assert stacked.flatten_together(stacked.weights(model.layers)) is True and len(bound) == 2
+    borrowed = dict(weights, weight_hh_l1=weights["weight_hh_l1"].view(-1).view(weights["weight_hh_l1"].shape))
+    stacked.flat_signature = None
+    assert stacked.flatten_together(borrowed) is False  # a view into someone else's storage (FSDP): left alone
+
+
 @pytest.mark.parametrize("cell_type", ["lstm", "gru"])
 def test_padding_on_either_side_does_not_touch_the_state(cell_type):
     model = build(RecurrentModel, cell_type)

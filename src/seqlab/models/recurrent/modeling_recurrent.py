@@ -69,10 +69,11 @@ class _StackedCall:
 
     A weightless (meta-device) multi-layer module of the same cell is called with the per-layer modules'
     parameters bound to its `weight_ih_l{i}` ... names, so the checkpoint keeps `layers.{i}.*`. The module's
-    inter-layer dropout is the loop's `hidden_dropout` (same probability, same random stream on CPU). On CUDA,
-    `nn.RNNBase` sees new weights and flattens them into one cuDNN buffer before the call (one copy of the
-    weights per call, as the loop's per-layer `flatten_parameters()` made). Not an `nn.Module` attribute:
-    it holds no weights of its own and must stay out of `state_dict()` and `.to()`.
+    inter-layer dropout is the loop's `hidden_dropout` (same probability, same random stream on CPU). On CUDA
+    the layers' weights are first moved into one cuDNN buffer (`flatten_together`), again whenever their
+    storage changed (`.to()`, loading, a layer-by-layer call); otherwise cuDNN would copy them on every call.
+    Not an `nn.Module` attribute: it holds no weights of its own and must stay out of `state_dict()` and
+    `.to()`. Like any module, the shared template is not meant for concurrent forwards from several threads.
     """
 
     def __init__(self, layers: nn.ModuleList, cell: type, **cell_kwargs):
@@ -80,14 +81,37 @@ class _StackedCall:
         self.module = cell(
             first.input_size, first.hidden_size, num_layers=len(layers), batch_first=True, device="meta", **cell_kwargs
         )
+        self.flat_signature = None  # data pointers of the weights when they were last flattened together
+
+    @staticmethod
+    def weights(layers: nn.ModuleList) -> dict:
+        # each layer's parameters are named `weight_ih_l0`, ...: layer i's become `weight_ih_l{i}`, ...
+        return {f"{name[:-1]}{i}": param for i, layer in enumerate(layers) for name, param in layer.named_parameters()}
+
+    def flatten_together(self, weights: dict) -> bool:
+        """Move the weights into one contiguous cuDNN buffer unless they already are; True if it flattened."""
+        signature = tuple(w.data_ptr() for w in weights.values())
+        if signature == self.flat_signature:
+            return False
+        if any(type(w) not in (torch.Tensor, nn.Parameter) or w._is_view() for w in weights.values()):
+            return False  # sharded (FSDP, DTensor) or borrowed storage: leave it where its owner put it
+        originals = {name: getattr(self.module, name) for name in weights}
+        try:
+            for name, weight in weights.items():
+                setattr(self.module, name, weight)
+            self.module.flatten_parameters()  # a no-op unless every weight is on a GPU cuDNN accepts
+        finally:
+            for name, weight in originals.items():
+                setattr(self.module, name, weight)
+        self.flat_signature = tuple(w.data_ptr() for w in weights.values())
+        return True
 
     def __call__(self, layers: nn.ModuleList, x: torch.Tensor, initial, dropout: float, training: bool):
         self.module.dropout = dropout
         self.module.train(training)
-        # each layer's parameters are named `weight_ih_l0`, ...: layer i's become `weight_ih_l{i}`, ...
-        weights = {
-            f"{name[:-1]}{i}": param for i, layer in enumerate(layers) for name, param in layer.named_parameters()
-        }
+        weights = self.weights(layers)
+        if x.is_cuda:
+            self.flatten_together(weights)
         return torch.func.functional_call(self.module, weights, (x, initial))
 
 
@@ -253,7 +277,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
         all_hidden = [x] if output_hidden_states else None
         x = self.embedding_dropout(x)
 
-        if self._stacked is not None and packing is None and not output_hidden_states:
+        if self._stacked is not None and packing is None and not output_hidden_states and self._layers_are_plain():
             x, states = self._run_stacked(x, past_key_values)
         else:
             x, states = self._run_layer_by_layer(x, past_key_values, packing, all_hidden)
@@ -264,6 +288,17 @@ class RecurrentModel(RecurrentPreTrainedModel):
         if not return_dict:
             return tuple(v for v in (x, cache, hidden_states) if v is not None)
         return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=cache, hidden_states=hidden_states)
+
+    def _layers_are_plain(self) -> bool:
+        """The stacked call bypasses each layer's forward: only take it when nothing hangs on that forward
+        (hooks, accelerate's offload/device-map hooks, parametrizations)."""
+        return not any(
+            layer._forward_hooks
+            or layer._forward_pre_hooks
+            or getattr(layer, "_hf_hook", None) is not None
+            or getattr(layer, "parametrizations", None) is not None
+            for layer in self.layers
+        )
 
     def _run_stacked(self, x: torch.Tensor, past_key_values: RecurrentState | None):
         """Every layer in one kernel call; the state comes back stacked (layers, batch, hidden) and is split."""
