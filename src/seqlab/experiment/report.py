@@ -121,6 +121,35 @@ def write_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
+def _errorbar_line(ax, rows: list[dict], value: str, ci: str, **style) -> None:
+    """One line over the label budgets of the rows that have ``value``, with its 95% interval as bars."""
+    pts = sorted((r for r in rows if value in r), key=lambda r: r["num_train_examples"])
+    if pts:
+        ax.errorbar(
+            [r["num_train_examples"] for r in pts],
+            [r[value] for r in pts],
+            yerr=[0 if math.isnan(r[ci]) else r[ci] for r in pts],
+            marker="o",
+            capsize=3,
+            **style,
+        )
+
+
+def _save(fig, ax, ylabel: str, title: str, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled training examples (log scale)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot(rows: list[dict], output_dir: Path) -> list[Path]:
     """accuracy_vs_labels.png (log x, one line per family and init) and gap.png (gap per family)."""
     import matplotlib
@@ -137,63 +166,24 @@ def plot(rows: list[dict], output_dir: Path) -> list[Path]:
 
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for family in families:
-            fam = sorted((r for r in task_rows if r["family"] == family), key=lambda r: r["num_train_examples"])
+            fam = [r for r in task_rows if r["family"] == family]
             for init, style in LINE_STYLES.items():
-                pts = [r for r in fam if f"{init}_mean" in r]
-                if not pts:
-                    continue
-                ax.errorbar(
-                    [r["num_train_examples"] for r in pts],
-                    [r[f"{init}_mean"] for r in pts],
-                    yerr=[0 if math.isnan(r[f"{init}_ci95"]) else r[f"{init}_ci95"] for r in pts],
-                    linestyle=style,
-                    marker="o",
-                    capsize=3,
-                    color=colors[family],
-                    label=f"{family} {init}",
-                )
-        ax.set_xscale("log")
-        ax.set_xlabel("labelled training examples (log scale)")
-        ax.set_ylabel("validation accuracy")
-        ax.set_title(f"Transfer gap on {task}: pretrained (solid), scratch (dashed), ULMFiT (dotted)"
-                     if any("ulmfit_mean" in r for r in task_rows) else
-                     f"Transfer gap on {task}: pretrained (solid) vs scratch (dashed)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = output_dir / f"accuracy_vs_labels{suffix}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+                _errorbar_line(ax, fam, f"{init}_mean", f"{init}_ci95", linestyle=style, color=colors[family],
+                               label=f"{family} {init}")
+        title = (f"Transfer gap on {task}: pretrained (solid), scratch (dashed), ULMFiT (dotted)"
+                 if any("ulmfit_mean" in r for r in task_rows) else
+                 f"Transfer gap on {task}: pretrained (solid) vs scratch (dashed)")
+        written.append(_save(fig, ax, "validation accuracy", title, output_dir / f"accuracy_vs_labels{suffix}.png"))
 
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for family in families:
+            fam = [r for r in task_rows if r["family"] == family]
             for column, (arm, _) in GAPS.items():
-                pts = [r for r in task_rows if r["family"] == family and column in r]
-                pts.sort(key=lambda r: r["num_train_examples"])
-                if pts:
-                    ax.errorbar(
-                        [r["num_train_examples"] for r in pts],
-                        [r[column] for r in pts],
-                        yerr=[0 if math.isnan(r[f"{column}_ci95"]) else r[f"{column}_ci95"] for r in pts],
-                        linestyle=LINE_STYLES[arm],
-                        marker="o",
-                        capsize=3,
-                        color=colors[family],
-                        label=family if arm == "pretrained" else f"{family} ULMFiT",
-                    )
+                _errorbar_line(ax, fam, column, f"{column}_ci95", linestyle=LINE_STYLES[arm], color=colors[family],
+                               label=family if arm == "pretrained" else f"{family} ULMFiT")
         ax.axhline(0.0, color="black", linewidth=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("labelled training examples (log scale)")
-        ax.set_ylabel("accuracy gap (arm − scratch)")
-        ax.set_title(f"Transfer gap per family on {task} (95% intervals)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = output_dir / f"gap{suffix}.png"
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        written.append(path)
+        title = f"Transfer gap per family on {task} (95% intervals)"
+        written.append(_save(fig, ax, "accuracy gap (arm − scratch)", title, output_dir / f"gap{suffix}.png"))
     return written
 
 
