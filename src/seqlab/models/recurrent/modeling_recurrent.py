@@ -82,11 +82,14 @@ class _StackedCall:
             first.input_size, first.hidden_size, num_layers=len(layers), batch_first=True, device="meta", **cell_kwargs
         )
         self.flat_signature = None  # data pointers of the weights when they were last flattened together
+        # each layer's parameters are named `weight_ih_l0`, ...: layer i's become `weight_ih_l{i}`, ... (the
+        # names are fixed at construction; the tensors are looked up on every call, as `.to()` replaces them)
+        self.names = [
+            (f"{name[:-1]}{i}", i, name) for i, layer in enumerate(layers) for name in layer._flat_weights_names
+        ]
 
-    @staticmethod
-    def weights(layers: nn.ModuleList) -> dict:
-        # each layer's parameters are named `weight_ih_l0`, ...: layer i's become `weight_ih_l{i}`, ...
-        return {f"{name[:-1]}{i}": param for i, layer in enumerate(layers) for name, param in layer.named_parameters()}
+    def weights(self, layers: nn.ModuleList) -> dict:
+        return {stacked: getattr(layers[i], name) for stacked, i, name in self.names}
 
     def flatten_together(self, weights: dict) -> bool:
         """Move the weights into one contiguous cuDNN buffer unless they already are; True if it flattened."""
