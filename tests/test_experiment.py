@@ -79,27 +79,60 @@ def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo):
         run_experiment(changed, out)
 
 
-def test_ulmfit_arm_fine_tunes_the_pretrained_model_with_the_ulmfit_strategy(tmp_path, monkeypatch):
-    import seqlab.training
+@pytest.mark.slow
+def test_parallel_grid_gives_the_serial_results(tmp_path, in_repo):
+    """Two worker processes (one thread each) and one process give bit-identical scores for every run."""
+    config = write_config(tmp_path, label_budgets=[30, 40], learning_rates=[1e-3, 3e-3], dev_examples=200)
+    serial = run_experiment(config, tmp_path / "serial", jobs=1)
+    parallel = run_experiment(config, tmp_path / "parallel", jobs=2)
+
+    def scores(out):
+        records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        return {r["run_id"]: (r["metrics"], r["dev_metrics"], r["steps"]) for r in records}
+
+    assert len(scores(serial)) == 16 and scores(parallel) == scores(serial)
+    assert all(v[1]["examples"] == 200 for v in scores(serial).values())
+    logs = sorted(p.name for p in (parallel / "logs").iterdir())
+    assert "pretrain_lstm.log" in logs and len(logs) == 18  # each run's own output, off the console
+    assert "parallel processes**: 2" in (parallel / "report.md").read_text()
+
+
+def test_optional_arms_fine_tune_the_pretrained_model_with_their_strategy(tmp_path):
     from seqlab.experiment import runner
     from seqlab.experiment.grid import FinetuneRun
 
-    config = load_experiment(write_config(tmp_path, inits=["pretrained", "scratch", "ulmfit"],
-                                          finetuning={**MICRO["finetuning"], "strategy": "full"}))
-    assert load_experiment(write_config(tmp_path)).inits == ["pretrained", "scratch"]  # the arm is opt-in
-    assert {run.init for run in config.runs()} == {"pretrained", "scratch", "ulmfit"}
-    recipes = {}
-    monkeypatch.setattr(seqlab.training, "run_finetuning", lambda recipe: recipes.setdefault(recipe["output_dir"], recipe))
-    for init in ("pretrained", "scratch", "ulmfit"):
-        run = FinetuneRun("sst2_sentence", "lstm", init, 40, 0, 1e-3)
-        runner._finetune(config, run, tmp_path / "pretrained-lstm", tmp_path / "tok", tmp_path / init)
-    by_init = {init: recipes[str(tmp_path / init)] for init in ("pretrained", "scratch", "ulmfit")}
-    assert by_init["ulmfit"]["model_name_or_path"] == by_init["pretrained"]["model_name_or_path"] == str(
-        tmp_path / "pretrained-lstm")
+    arms = ("pretrained", "scratch", "ulmfit", "probe")
+    config = load_experiment(write_config(tmp_path, inits=list(arms), finetuning={**MICRO["finetuning"], "strategy": "full"}))
+    assert load_experiment(write_config(tmp_path)).inits == ["pretrained", "scratch"]  # the arms are opt-in
+    assert {run.init for run in config.runs()} == set(arms)
+    by_init = {
+        init: runner._finetune_recipe(config, FinetuneRun("sst2_sentence", "lstm", init, 40, 0, 1e-3),
+                                      tmp_path / "pretrained-lstm", tmp_path / "tok", tmp_path / init)
+        for init in arms
+    }
+    assert {by_init[i]["model_name_or_path"] for i in ("pretrained", "ulmfit", "probe")} == {str(tmp_path / "pretrained-lstm")}
     assert by_init["scratch"]["model_name_or_path"] == "scratch"
-    assert [by_init[i]["strategy"] for i in ("pretrained", "scratch", "ulmfit")] == ["full", "full", "ulmfit"]
-    # the same budget for every arm
-    assert len({(r["max_steps"], r["learning_rate"], r["num_train_examples"]) for r in by_init.values()}) == 1
+    assert [by_init[i]["strategy"] for i in arms] == ["full", "full", "ulmfit", "freeze_body"]
+    # the same budget and the same dev carve for every arm
+    assert len({(r["max_steps"], r["learning_rate"], r["num_train_examples"], r["dev_examples"], r["dev_seed"])
+                for r in by_init.values()}) == 1
+
+
+def test_fixed_step_budget_and_per_arm_learning_rates(tmp_path):
+    from seqlab.experiment import runner
+
+    config = load_experiment(write_config(
+        tmp_path, finetune_steps=77, label_budgets=[40, "all"], seeds={40: [0, 1, 2], "all": [5]},
+        learning_rates={"lstm": {"pretrained": [1e-4, 3e-4], "scratch": [1e-3, 3e-3]}, "decoder": [5e-4, 1e-3]},
+    ))
+    lrs = {(r.family, r.init): set() for r in config.runs()}
+    for run in config.runs():
+        lrs[(run.family, run.init)].add(run.learning_rate)
+        recipe = runner._finetune_recipe(config, run, tmp_path, tmp_path, tmp_path / "out")
+        assert recipe["max_steps"] == 77 and "num_train_epochs" not in recipe  # whatever N, also "all"
+    assert lrs[("lstm", "pretrained")] == {1e-4, 3e-4} and lrs[("lstm", "scratch")] == {1e-3, 3e-3}
+    assert lrs[("decoder", "pretrained")] == lrs[("decoder", "scratch")] == {5e-4, 1e-3}
+    assert {(r.num_train_examples, r.seed) for r in config.runs()} == {(40, 0), (40, 1), (40, 2), ("all", 5)}
 
 
 def test_same_label_subset_for_every_arm(tmp_path, in_repo):
@@ -116,7 +149,15 @@ def test_same_label_subset_for_every_arm(tmp_path, in_repo):
     "changes, message",
     [
         ({"learning_rates": {"lstm": [1e-3, 3e-3], "decoder": [1e-3]}}, "same size"),
-        ({"inits": ["pretrained", "random"]}, r"inits.*'pretrained', 'scratch', 'ulmfit'"),
+        ({"learning_rates": {"lstm": {"pretrained": [1e-3], "scratch": [1e-3, 3e-3]}, "decoder": [1e-3]}}, "same size"),
+        ({"learning_rates": {"lstm": {"pretrained": [1e-3]}, "decoder": [1e-3]}}, r"missing \['scratch'\]"),
+        ({"learning_rates": {"lstm": {"pretrained": [1e-3], "scratch": [1e-3], "ulmfit": [1e-3]}, "decoder": [1e-3]}},
+         r"unknown arm\(s\) \['ulmfit'\]"),
+        ({"inits": ["pretrained", "random"]}, r"inits.*'pretrained', 'scratch', 'ulmfit', 'probe'"),
+        ({"finetune_steps": 0}, "finetune_steps"),
+        ({"seeds": {40: [0], 100: [1]}}, r"not a budget: \['100'\]"),
+        ({"label_budgets": [40, "all"], "seeds": {40: [0]}}, r"missing \['all'\]"),
+        ({"dev_examples": 1}, "dev_examples"),
         ({"label_budgets": [0]}, "label budget"),
         ({"seeds": []}, "seeds"),
         ({"famillies": {}}, "unknown key"),
@@ -159,6 +200,8 @@ def test_imdb_is_a_second_task(tmp_path, in_repo, tokenizer):
 def test_shipped_experiment_configs_load(repo_root, name):
     config = load_experiment(repo_root / "configs" / "experiments" / f"{name}.yaml")
     assert all((repo_root / path).is_file() for path in config.families.values())
-    assert len(config.seeds) >= 2 and {"pretrained", "scratch"} <= set(config.inits)  # the gap needs both arms
-    assert set(config.inits) == ({"pretrained", "scratch", "ulmfit"} if name == "cpu" else {"pretrained", "scratch"})
-    assert len({len(grid) for grid in config.learning_rates.values()}) == 1
+    assert all(len(seeds) >= 2 for seeds in config.seeds.values()) and {"pretrained", "scratch"} <= set(config.inits)
+    assert len(config.seeds[config.label_budgets[0]]) >= 5  # noise is largest at the smallest budget
+    sizes = {len(grid) for by_arm in config.learning_rates.values() for grid in by_arm.values()}
+    assert len(sizes) == 1 and sizes.pop() >= 3  # a grid that can bracket each arm's optimum
+    assert config.dev_examples >= 200  # selection on a dev set carved off the training split

@@ -1,6 +1,6 @@
 """The shared data pipeline: text sources, pretraining blocks, classification sets and collators."""
 
-from .classification import check_labels, infer_num_labels, stratified_subset, tokenize_classification
+from .classification import carve_dev_split, check_labels, infer_num_labels, stratified_subset, tokenize_classification
 from .collators import (
     IGNORE_INDEX,
     CausalLMCollator,
@@ -37,6 +37,7 @@ __all__ = [
     "build_pretraining_dataset",
     "tokenize_classification",
     "stratified_subset",
+    "carve_dev_split",
     "check_labels",
     "infer_num_labels",
     "pad_blocks",

@@ -32,6 +32,11 @@ def stratified_subset(dataset: datasets.Dataset, num_examples: int | str | None,
     """
     if num_examples is None or (isinstance(num_examples, str) and num_examples.lower() == "all"):
         return dataset
+    return dataset.select(stratified_indices(dataset, num_examples, seed).tolist())
+
+
+def stratified_indices(dataset: datasets.Dataset, num_examples: int | str, seed: int = 0) -> np.ndarray:
+    """The sorted row indices ``stratified_subset`` keeps (see there)."""
     try:
         wanted = int(num_examples)
     except (TypeError, ValueError):
@@ -51,7 +56,31 @@ def stratified_subset(dataset: datasets.Dataset, num_examples: int | str | None,
     for label, quota in zip(classes, quotas):
         members = np.flatnonzero(labels == label)
         chosen.append(members[rng.permutation(len(members))[:quota]])
-    return dataset.select(np.sort(np.concatenate(chosen)).tolist())
+    return np.sort(np.concatenate(chosen))
+
+
+def carve_dev_split(
+    dataset: datasets.Dataset, num_examples: int, seed: int
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Split ``(rest, dev)`` off a training split: a stratified dev set fixed by ``seed`` alone.
+
+    Model selection (learning rate, strategy) happens on ``dev`` while the reported numbers come from
+    the evaluation split, which selection never sees. Label budgets are drawn from ``rest`` only, so the
+    dev rows are never trained on, whatever the budget; a training row whose text repeats a dev row's
+    (SST-2 holds a few duplicate sentences) is dropped from ``rest`` too.
+    """
+    if num_examples >= len(dataset):
+        raise SeqlabUsageError(
+            f"dev_examples={num_examples} leaves no training rows of the {len(dataset)} in the split; "
+            "lower dev_examples"
+        )
+    dev = stratified_indices(dataset, num_examples, seed)
+    rest = np.setdiff1d(np.arange(len(dataset)), dev, assume_unique=True)
+    if "text" in dataset.column_names:
+        texts = dataset["text"]
+        dev_texts = {texts[i] for i in dev}
+        rest = np.asarray([i for i in rest if texts[i] not in dev_texts], dtype=np.int64)
+    return dataset.select(rest.tolist()), dataset.select(dev.tolist())
 
 
 def _allocate(counts: np.ndarray, wanted: int) -> np.ndarray:

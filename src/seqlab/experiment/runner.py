@@ -2,9 +2,11 @@
 
 Resumable: a finished tokenizer or pretraining run (its metrics.json exists) is reused, and a fine-tuning
 run whose id is already in results.jsonl is not redone. Each finished fine-tune appends one JSON line.
+Independent runs go to ``jobs`` processes at once (one thread each), with the same results as one by one.
 """
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -15,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..errors import SeqlabUsageError
 from ..provenance import provenance
-from .grid import PRETRAINED_INITS, ExperimentConfig, FinetuneRun, load_experiment
+from .grid import ARM_STRATEGIES, PRETRAINED_INITS, ExperimentConfig, FinetuneRun, load_experiment
 from .report import read_results, write_report
 
 
@@ -42,7 +44,8 @@ def _train_tokenizer(config: ExperimentConfig, output_dir: Path) -> Path:
     return path
 
 
-def _pretrain(config: ExperimentConfig, family: str, tokenizer_path: Path, output_dir: Path) -> Path:
+def _existing_pretrained(config: ExperimentConfig, family: str, output_dir: Path) -> Path | None:
+    """The family's pretrained folder when it needs no pretraining run: given in the config, or finished."""
     if family in config.pretrained_models:
         path = Path(config.pretrained_models[family])
         if not (path / "config.json").is_file():
@@ -51,23 +54,22 @@ def _pretrain(config: ExperimentConfig, family: str, tokenizer_path: Path, outpu
     path = output_dir / "pretrain" / family
     if (path / "metrics.json").is_file() and (path / "config.json").is_file():
         return path
-    from ..training import run_pretraining
+    return None
 
-    recipe = {
+
+def _pretraining_recipe(config: ExperimentConfig, family: str, tokenizer_path: Path, output_dir: Path) -> dict:
+    return {
         **config.pretraining,
         **config.pretraining_overrides.get(family, {}),
         "model_config": config.families[family],
         "tokenizer_path": str(tokenizer_path),
-        "output_dir": str(path),
+        "output_dir": str(output_dir / "pretrain" / family),
         "overwrite_output_dir": True,  # an unfinished earlier attempt is restarted
     }
-    run_pretraining(recipe)
-    return path
 
 
-def _finetune(config: ExperimentConfig, run: FinetuneRun, model_path: Path, tokenizer_path: Path, output_dir: Path) -> dict:
-    from ..training import run_finetuning
-
+def _finetune_recipe(config: ExperimentConfig, run: FinetuneRun, model_path: Path | None, tokenizer_path: Path,
+                     output_dir: Path) -> dict:
     batch_size = int(config.finetuning.get("per_device_train_batch_size", 32))
     recipe = {
         **config.finetuning,
@@ -79,26 +81,30 @@ def _finetune(config: ExperimentConfig, run: FinetuneRun, model_path: Path, toke
         "seed": run.seed,
         "learning_rate": run.learning_rate,
         "eval_files": list(config.eval_files),
+        "dev_examples": config.dev_examples,
+        "dev_seed": config.dev_seed,
         "output_dir": str(output_dir),
         "overwrite_output_dir": True,
         "save_model": config.keep_models,
     }
-    if run.init == "ulmfit":  # the optional arm: the same pretrained model and budget, ULMFiT's procedure
-        recipe["strategy"] = "ulmfit"
+    if ARM_STRATEGIES[run.init]:  # the optional arms: the same pretrained model and budget, another procedure
+        recipe["strategy"] = ARM_STRATEGIES[run.init]
     if "max_steps" not in config.finetuning and "num_train_epochs" not in config.finetuning:
-        if run.num_train_examples == "all":
+        if run.num_train_examples == "all" and config.finetune_steps is None:
             recipe["num_train_epochs"] = config.finetune_epochs
         else:
-            recipe["max_steps"] = config.finetune_steps(run.num_train_examples, batch_size)
-    return run_finetuning(recipe)
+            recipe["max_steps"] = config.steps_for(
+                0 if run.num_train_examples == "all" else run.num_train_examples, batch_size
+            )
+    return recipe
 
 
-def validation_scores(metrics: dict) -> dict:
-    """{"accuracy", "f1", "loss"} of the evaluation split from a fine-tune's metrics (keys eval_*)."""
+def validation_scores(metrics: dict, prefix: str = "eval_") -> dict:
+    """{"accuracy", "f1", "loss", ...} of the evaluation split (``eval_*``) or of the dev set (``dev_*``)."""
     return {
-        key[len("eval_") :]: value
+        key[len(prefix) :]: value
         for key, value in metrics.items()
-        if key.startswith("eval_") and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key.startswith(prefix) and isinstance(value, (int, float)) and not isinstance(value, bool)
     }
 
 
@@ -139,31 +145,51 @@ def _check_same_settings(config_path: Path, output_dir: Path) -> None:
         )
 
 
-def run_experiment(config_path: str | Path, output_dir: str | Path | None = None) -> Path:
+def default_jobs() -> int:
+    """One process per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_experiment(config_path: str | Path, output_dir: str | Path | None = None, jobs: int | None = None) -> Path:
+    """Tokenizer, pretrainings and the fine-tuning grid, ``jobs`` independent runs at a time.
+
+    Every run is a task for a pool of ``jobs`` processes with one thread each (``jobs=1``: in this process,
+    also on one thread), so a parallel grid gives the same numbers as a serial one. Scratch arms start at
+    once; a family's pretrained arms as soon as its pretraining is done. Each run's own output (progress
+    bars, warnings) goes to ``logs/`` in the output folder; the console shows one bar for the whole grid.
+    """
     config = load_experiment(config_path)
+    jobs = default_jobs() if jobs is None else int(jobs)
+    if jobs < 1:
+        raise SeqlabUsageError(f"--jobs must be at least 1, got {jobs}")
     output_dir = Path(output_dir or Path("runs") / f"transfer_gap_{Path(config_path).stem}")
     _check_same_settings(Path(config_path), output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_path, output_dir / _SETTINGS_FILE)
     started = time.time()
     origin = provenance()  # at the start: the commit and versions the runs are made with
+    origin["hardware"]["torch_threads"] = 1  # every run below is on one thread
 
+    print("[transfer-gap] shared tokenizer", file=sys.stderr)
     tokenizer_path = _train_tokenizer(config, output_dir)
-    needs_pretraining = any(init in PRETRAINED_INITS for init in config.inits)
-    pretrained = {}
-    if needs_pretraining:
-        for family in config.families:
-            print(f"[transfer-gap] pretraining {family}", file=sys.stderr)
-            pretrained[family] = _pretrain(config, family, tokenizer_path, output_dir)
-
     results_path = output_dir / "results.jsonl"
     done = {r["run_id"] for r in read_results(results_path)}
     todo = [run for run in config.runs() if run.run_id not in done]
-    for run in tqdm(todo, desc="fine-tuning runs", unit="run"):
-        run_dir = output_dir / "finetune" / run.run_id.replace("/", "_")
-        t0 = time.time()
-        metrics = _finetune(config, run, pretrained.get(run.family), tokenizer_path, run_dir)
-        record = {
+    pretrained = {}
+    to_pretrain = []
+    if any(init in PRETRAINED_INITS for init in config.inits):
+        for family in config.families:
+            path = _existing_pretrained(config, family, output_dir)
+            if path is None:
+                to_pretrain.append(family)
+            else:
+                pretrained[family] = path
+
+    def record_of(run: FinetuneRun, metrics: dict, seconds: float) -> dict:
+        return {
             "run_id": run.run_id,
             "task": run.task,
             "family": run.family,
@@ -172,20 +198,47 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
             "requested_examples": run.num_train_examples,
             "seed": run.seed,
             "learning_rate": run.learning_rate,
-            "strategy": "ulmfit" if run.init == "ulmfit" else config.finetuning.get("strategy", "full"),
+            "strategy": ARM_STRATEGIES[run.init] or config.finetuning.get("strategy", "full"),
+            "steps": metrics.get("step"),
             "metrics": validation_scores(metrics),
+            "dev_metrics": validation_scores(metrics, "dev_"),
             "eval_files": metrics.get("eval_files", {}),
             "parameters": metrics.get("num_parameters"),
-            "wall_time_s": round(time.time() - t0, 2),
+            "wall_time_s": round(seconds, 2),
             "model_config": config.families[run.family],
             "pretrained_from": str(pretrained[run.family]) if run.init in PRETRAINED_INITS else None,
             "hardware": origin["hardware"],
             "versions": origin["versions"],
         }
-        with results_path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        if not config.keep_models:
-            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def finetune_task(run: FinetuneRun) -> tuple:
+        run_dir = output_dir / "finetune" / run.run_id.replace("/", "_")
+        recipe = _finetune_recipe(config, run, pretrained.get(run.family), tokenizer_path, run_dir)
+        return ("finetune", run, recipe, str(_log_path(output_dir, run.run_id)))
+
+    def pretrain_task(family: str) -> tuple:
+        recipe = _pretraining_recipe(config, family, tokenizer_path, output_dir)
+        return ("pretrain", family, recipe, str(_log_path(output_dir, f"pretrain/{family}")))
+
+    waiting = {family: [r for r in todo if r.family == family and r.init in PRETRAINED_INITS] for family in to_pretrain}
+    ready = [r for r in todo if not (r.family in waiting and r.init in PRETRAINED_INITS)]
+    tasks = [pretrain_task(f) for f in to_pretrain] + [finetune_task(r) for r in ready]
+    if to_pretrain:
+        print(f"[transfer-gap] pretraining {', '.join(to_pretrain)} ({jobs} process(es) in all)", file=sys.stderr)
+    bar = tqdm(total=len(to_pretrain) + len(todo), desc="transfer-gap grid", unit="run", dynamic_ncols=True)
+    with _Pool(jobs) as pool:
+        for kind, key, outcome in pool.run(tasks):
+            if kind == "pretrain":
+                pretrained[key] = Path(outcome)
+                pool.add([finetune_task(r) for r in waiting.pop(key)])
+                bar.set_postfix_str(f"pretrained {key}")
+            else:
+                metrics, seconds = outcome
+                _append_record(results_path, record_of(key, metrics, seconds))
+                if not config.keep_models:
+                    shutil.rmtree(output_dir / "finetune" / key.run_id.replace("/", "_"), ignore_errors=True)
+            bar.update(1)
+    bar.close()
 
     model_paths = pretrained or {}
     metadata = {
@@ -194,11 +247,19 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
         "task": config.task,
         "families": ", ".join(f"{k} ({v})" for k, v in config.families.items()),
         "label budgets": ", ".join(str(n) for n in config.label_budgets),
-        "seeds": ", ".join(str(s) for s in config.seeds),
-        "learning-rate grid": "; ".join(f"{k}: {v}" for k, v in config.learning_rates.items()),
+        "seeds": "; ".join(f"N={n}: {', '.join(str(s) for s in seeds)}" for n, seeds in config.seeds.items()),
+        "learning-rate grid": "; ".join(
+            f"{family} {arm}: {grid}" for family, by_arm in config.learning_rates.items() for arm, grid in by_arm.items()
+        ),
+        "fine-tuning budget": (f"{config.finetune_steps} optimizer steps per run" if config.finetune_steps else
+                               f"{config.finetune_epochs:g} epochs over the N examples, at least "
+                               f"{config.min_finetune_steps} steps"),
+        "dev set": f"{config.dev_examples} stratified examples carved off {config.task}'s training split "
+        f"(dev_seed {config.dev_seed}), excluded from every label budget",
         "pretraining": json.dumps(config.pretraining),
         "date": origin["date"],
         "hardware": json.dumps(origin["hardware"]),
+        "parallel processes": jobs,
         "versions": json.dumps(origin["versions"]),
         "git commit": origin["git_commit"],
         "wall time of this invocation (s)": round(time.time() - started, 1),
@@ -210,6 +271,88 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
         )
     write_report(output_dir, metadata)
     return output_dir
+
+
+def _append_record(path: Path, record: dict) -> None:
+    """One JSON line per finished run, written with a single write so a line is never interleaved."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _log_path(output_dir: Path, name: str) -> Path:
+    return output_dir / "logs" / (name.replace("/", "_") + ".log")
+
+
+def _run_task(task: tuple):
+    """Run one pretraining or fine-tune on one thread, its console output going to its log file."""
+    import contextlib
+
+    import torch
+
+    kind, key, recipe, log = task
+    torch.set_num_threads(1)
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with open(log, "w", encoding="utf-8") as handle, contextlib.redirect_stderr(handle), \
+            contextlib.redirect_stdout(handle):
+        if kind == "pretrain":
+            from ..training import run_pretraining
+
+            run_pretraining(recipe)
+            return kind, key, recipe["output_dir"]
+        from ..training import run_finetuning
+
+        metrics = run_finetuning(recipe)
+    return kind, key, (metrics, time.time() - started)
+
+
+def _worker_init() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+class _Pool:
+    """``jobs`` worker processes (spawned, one thread each) fed from a queue that may grow while it runs;
+    ``jobs=1`` runs every task here instead, in order."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self.queue: list[tuple] = []
+        self.executor = None
+
+    def __enter__(self):
+        if self.jobs > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.executor = ProcessPoolExecutor(
+                self.jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init
+            )
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def add(self, tasks: list[tuple]) -> None:
+        self.queue.extend(tasks)
+
+    def run(self, tasks: list[tuple]):
+        """Yield ``(kind, key, outcome)`` as tasks finish; tasks added meanwhile run too."""
+        self.queue.extend(tasks)
+        if self.executor is None:
+            while self.queue:
+                yield _run_task(self.queue.pop(0))
+            return
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        running = set()
+        while self.queue or running:
+            while self.queue and len(running) < self.jobs:  # submit only what can start: added tasks keep order
+                running.add(self.executor.submit(_run_task, self.queue.pop(0)))
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()  # a failed run raises here, with its own error
 
 
 def _pretraining_summary(path: Path) -> dict:

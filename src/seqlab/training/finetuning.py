@@ -48,6 +48,7 @@ from .runtime import (
 from .session import finish, run_session, save_model_fn
 
 SCRATCH = "scratch"
+_DEV = "\0dev"  # key of the dev scores among final_evaluate's results (cannot clash with a file name)
 
 
 def validate_finetuning_recipe(recipe: dict[str, Any]) -> None:
@@ -185,7 +186,8 @@ def run_finetuning(recipe: Mapping[str, Any] | None = None, **overrides: Any) ->
     """Fine-tune a classifier as ``recipe`` says; returns the metrics also written to metrics.json.
 
     Keys of the result: ``eval_accuracy``, ``eval_f1`` (macro), ``eval_loss`` on ``eval_split``;
-    ``eval_files``: ``{file name: {accuracy, f1, loss, examples}}`` for each ``eval_files`` entry; and
+    ``eval_files``: ``{file name: {accuracy, f1, loss, examples}}`` for each ``eval_files`` entry; ``dev_accuracy``,
+    ``dev_f1``, ``dev_loss`` with ``dev_examples``; and
     training facts (``train_loss``, ``num_train_examples``, ``step``, ...). Example::
 
         run_finetuning({"config": "configs/finetune/sst2-tiny.yaml"}, model_name_or_path="runs/decoder-tiny",
@@ -207,6 +209,7 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
 
     from ..data import (
         ClassificationCollator,
+        carve_dev_split,
         check_labels,
         infer_num_labels,
         key_label_names,
@@ -250,6 +253,14 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
             raise SeqlabUsageError(f"{what}: {error}") from None
     id2label = {i: names[i] for i in range(num_labels)} if names and len(names) == num_labels \
         else {i: f"LABEL_{i}" for i in range(num_labels)}
+    dev_set = None
+    if recipe["dev_examples"]:  # before the budget, so label subsets never include a dev row
+        train_set, dev_set = carve_dev_split(train_set, recipe["dev_examples"], seed=recipe["dev_seed"])
+    if recipe["num_train_examples"] and recipe["num_train_examples"] > len(train_set) and dev_set is not None:
+        raise SeqlabUsageError(
+            f"num_train_examples={recipe['num_train_examples']} is more than the {len(train_set)} training rows left "
+            f"after the dev carve of {len(dev_set)}; ask for at most {len(train_set)} or null (all)"
+        )
     train_set = stratified_subset(train_set, recipe["num_train_examples"], seed=recipe["seed"])
 
     set_seed(recipe["seed"])  # the classifier head starts the same on every process and run
@@ -265,6 +276,7 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         train_tokens = tokenize_classification(train_set, tokenizer, recipe["max_length"])
         eval_tokens = tokenize_classification(eval_set, tokenizer, recipe["max_length"])
         file_tokens = {name: tokenize_classification(ds, tokenizer, recipe["max_length"]) for name, ds in eval_files.items()}
+        dev_tokens = None if dev_set is None else tokenize_classification(dev_set, tokenizer, recipe["max_length"])
 
     def loader(dataset, **kwargs) -> DataLoader:
         return DataLoader(dataset, collate_fn=collator, num_workers=recipe["dataloader_num_workers"], **kwargs)
@@ -273,6 +285,7 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
                               generator=seeded_generator(recipe["seed"]))
     eval_dataloader = loader(eval_tokens, batch_size=eval_batch)
     file_loaders = {name: loader(tokens, batch_size=eval_batch) for name, tokens in file_tokens.items()}
+    dev_loader = None if dev_tokens is None else loader(dev_tokens, batch_size=eval_batch)
 
     strategy = recipe["strategy"]
     frozen = freeze(model.base_model.parameters()) if strategy == "freeze_body" else 0
@@ -289,6 +302,8 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         model, optimizer, train_dataloader, eval_dataloader
     )
     file_loaders = {name: accelerator.prepare_data_loader(dl) for name, dl in file_loaders.items()}
+    if dev_loader is not None:
+        dev_loader = accelerator.prepare_data_loader(dev_loader)
     epoch_steps = steps_per_epoch(len(train_dataloader), recipe["gradient_accumulation_steps"])
     max_steps = recipe["max_steps"] or max(1, math.ceil(float(recipe["num_train_epochs"]) * epoch_steps))
     before_step = None
@@ -313,6 +328,8 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         scores = evaluate()
         for name, file_loader in file_loaders.items():
             scores[name] = evaluate_classification(accelerator, model, file_loader, num_labels)
+        if dev_loader is not None:
+            scores[_DEV] = evaluate_classification(accelerator, model, dev_loader, num_labels)
         return scores
 
     # 3. Train.
@@ -345,6 +362,7 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         "dataset": recipe["dataset"],
         "num_labels": num_labels,
         "num_train_examples": len(train_set),
+        "dev_examples": 0 if dev_set is None else len(dev_set),
         "seed": recipe["seed"],
         "learning_rate": recipe["learning_rate"],
         "step": loop.progress.step,
@@ -364,6 +382,8 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
         return metrics
     scores = dict(session.final_scores)
     metrics["eval_files"] = {name: scores.pop(name) for name in file_loaders}
+    if _DEV in scores:
+        metrics.update({f"dev_{key}": value for key, value in scores.pop(_DEV).items()})
     metrics.update({f"eval_{key}": value for key, value in scores.items()})
     finish(accelerator, output_dir, metrics)
     return metrics

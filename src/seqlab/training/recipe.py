@@ -143,6 +143,9 @@ FINETUNE_FIELDS: dict[str, Field] = {
     "max_length": Field("int", 128, "truncate texts to this many tokens"),
     "num_labels": Field("int", None, "classes (default: from the data)"),
     "num_train_examples": Field("int", None, "stratified subset of the training split chosen by seed (null: all)"),
+    "dev_examples": Field("int", None, "carve a stratified dev set of this size off the training split (fixed by "
+                          "dev_seed, never trained on) and score it as dev_*: select settings on it, not on eval_split"),
+    "dev_seed": Field("int", 0, "seed of the dev carve (not the run seed, so every run shares one dev set)"),
     "strategy": Field("str", "full", "full, freeze_body (linear probe) or ulmfit", STRATEGY_CHOICES),
     "ulmfit_lr_decay": Field("float", 2.6, "ULMFiT: each lower layer group trains at lr / decay^depth"),
     "ulmfit_cut_frac": Field("float", 0.1, "ULMFiT: fraction of steps the slanted triangular schedule rises"),
