@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 import seqlab
+from generation_helpers import CACHE, SCORED, assert_same_logits, cache_of, input_lengths
 from seqlab import DecoderConfig, DecoderForCausalLM, DecoderForSequenceClassification, DecoderModel
 
 VOCAB = 96
@@ -184,8 +185,14 @@ def test_learned_positions_reject_too_long_input_with_a_clear_error():
     with pytest.raises(ValueError, match=r"Sequence length 33 .*max_position_embeddings=32"):
         model(random_ids(1, 33))
     prompt = random_ids(1, 30)
-    with pytest.raises(ValueError, match="max_position_embeddings=32"):
+    # with the cache the 33rd position is reached one token at a time; without it, by the whole sequence
+    with pytest.raises(ValueError, match=r"Sequence length 33 \(32 cached \+ 1 new tokens\).*max_position_embeddings=32"):
         model.generate(prompt, max_new_tokens=5, do_sample=False, eos_token_id=None)
+    with pytest.raises(ValueError, match=r"Sequence length 33 \(0 cached \+ 33 new tokens\).*max_position_embeddings=32"):
+        model.generate(prompt, max_new_tokens=5, do_sample=False, eos_token_id=None, use_cache=False)
+    out = model(prompt[:, :20], use_cache=True)
+    with pytest.raises(ValueError, match=r"Sequence length 33 \(20 cached \+ 13 new tokens\)"):
+        model(random_ids(1, 13), **{CACHE: cache_of(out)})
     sinusoidal = make(position_embedding_type="sinusoidal")
     assert sinusoidal(random_ids(1, 40)).logits.shape == (1, 40, VOCAB)
 
@@ -255,26 +262,38 @@ GREEDY = dict(do_sample=False, max_new_tokens=10, eos_token_id=None, pad_token_i
 def test_cached_greedy_equals_uncached_greedy(position_embedding_type):
     model = make(position_embedding_type=position_embedding_type)
     prompt = random_ids(1, 6)
-    cached = model.generate(prompt, use_cache=True, **GREEDY)
-    uncached = model.generate(prompt, use_cache=False, **GREEDY)
-    assert cached.shape == (1, 16)
-    assert torch.equal(cached, uncached)
+    with input_lengths(model) as lengths:
+        cached = model.generate(prompt, use_cache=True, **GREEDY, **SCORED)
+    uncached = model.generate(prompt, use_cache=False, **GREEDY, **SCORED)
+    assert lengths == [6] + [1] * 9  # the cached run is fed one token per step...
+    assert_same_logits(cached.logits, uncached.logits)  # ...and computes what a full recompute computes
+    assert cached.sequences.shape == (1, 16)
+    assert torch.equal(cached.sequences, uncached.sequences)
     if position_embedding_type == "learned":  # (random sinusoidal models tend to repeat one token)
-        assert len(set(cached[0, 6:].tolist())) > 1  # a real continuation, not one repeated token
+        assert len(set(cached.sequences[0, 6:].tolist())) > 1  # a real continuation, not one repeated token
 
 
+@pytest.mark.parametrize("name", ["cache", "past_key_values"])
 @pytest.mark.parametrize("position_embedding_type", ["learned", "sinusoidal"])
-def test_feeding_tokens_one_by_one_through_the_cache_reproduces_the_full_forward(position_embedding_type):
+def test_feeding_tokens_one_by_one_through_the_cache_reproduces_the_full_forward(position_embedding_type, name):
+    # `cache` is transformers 5.24's name, `past_key_values` the older one: the model takes both on every version
     model = make(position_embedding_type=position_embedding_type)
     ids = random_ids(2, 9)
     full = model(ids).logits
     out = model(ids[:, :4], use_cache=True)
     steps = [out.logits]
     for position in range(4, 9):
-        out = model(ids[:, position : position + 1], past_key_values=out.past_key_values, use_cache=True)
+        out = model(ids[:, position : position + 1], use_cache=True, **{name: cache_of(out)})
         steps.append(out.logits)
-    assert out.past_key_values.get_seq_length() == 9
+    assert cache_of(out).get_seq_length() == 9
     assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+
+
+def test_both_cache_names_at_once_are_refused():
+    model = make()
+    cache = cache_of(model(random_ids(1, 3), use_cache=True))
+    with pytest.raises(ValueError, match="not both"):
+        model(random_ids(1, 1), cache=cache, past_key_values=cache)
 
 
 @pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
@@ -283,20 +302,23 @@ def test_left_padded_batch_generation_equals_each_prompt_alone(attn_implementati
     model.set_attn_implementation(attn_implementation)
     prompts = [random_ids(1, n, seed=n)[0] for n in (7, 3, 5)]
     ids, mask = left_pad(prompts)
-    batched = model.generate(ids, attention_mask=mask, **GREEDY)
+    batched = model.generate(ids, attention_mask=mask, **GREEDY, **SCORED)
     for row, prompt in enumerate(prompts):
-        alone = model.generate(prompt[None], **GREEDY)
-        assert torch.equal(batched[row, ids.shape[1] :], alone[0, len(prompt) :]), row
+        alone = model.generate(prompt[None], **GREEDY, **SCORED)
+        assert torch.equal(batched.sequences[row, ids.shape[1] :], alone.sequences[0, len(prompt) :]), row
+        assert_same_logits([step[row : row + 1] for step in batched.logits], alone.logits)
 
 
 def test_beam_search_with_cache_equals_beam_search_without():
     model = make()
     prompt = random_ids(1, 5)
-    kwargs = dict(num_beams=3, num_return_sequences=3, output_scores=True, return_dict_in_generate=True, **GREEDY)
+    kwargs = dict(num_beams=3, num_return_sequences=3, **SCORED, **GREEDY)
     cached = model.generate(prompt, **kwargs)
     uncached = model.generate(prompt, use_cache=False, **kwargs)
     assert cached.sequences.shape == (3, 15)
     assert torch.equal(cached.sequences, uncached.sequences)
+    assert_same_logits(cached.logits, uncached.logits)  # every beam's logits at every step
+    torch.testing.assert_close(cached.sequences_scores, uncached.sequences_scores, atol=1e-4, rtol=1e-4)
     assert torch.equal(cached.sequences[:, :5], prompt.expand(3, -1))
     scores = cached.sequences_scores.tolist()
     assert scores == sorted(scores, reverse=True)
@@ -314,6 +336,19 @@ def test_sampling_is_seeded_and_stays_in_the_vocabulary():
     third = model.generate(prompt, **kwargs)
     assert first.shape == (2, 16) and torch.equal(first, second) and not torch.equal(first, third)
     assert int(first.min()) >= 0 and int(first.max()) < VOCAB
+
+
+def test_seeded_sampling_with_cache_equals_sampling_without():
+    model = make()
+    prompt = random_ids(2, 4)
+    kwargs = dict(do_sample=True, top_k=20, temperature=1.3, max_new_tokens=12, eos_token_id=None, pad_token_id=PAD)
+    torch.manual_seed(5)
+    cached = model.generate(prompt, use_cache=True, **kwargs, **SCORED)
+    torch.manual_seed(5)
+    uncached = model.generate(prompt, use_cache=False, **kwargs, **SCORED)
+    assert_same_logits(cached.logits, uncached.logits)
+    assert_same_logits(cached.scores, uncached.scores)  # after temperature and top-k
+    assert torch.equal(cached.sequences, uncached.sequences)
 
 
 # --- sequence classification -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from seqlab import (
     RecurrentForSequenceClassification,
     RecurrentModel,
 )
+from generation_helpers import CACHE, SCORED, assert_same_logits, cache_of, input_lengths
 from seqlab.diagnostics.worked_example import build_worked_example_model
 from seqlab.models.recurrent.modeling_recurrent import RecurrentState
 
@@ -127,17 +128,37 @@ def test_loss_is_shifted_cross_entropy(cell_type, nonlinearity):
         out.logits[:, :-1].reshape(-1, 40), labels[:, 1:].reshape(-1), ignore_index=-100
     )
     torch.testing.assert_close(out.loss, expected)
-    assert isinstance(out.past_key_values, RecurrentState)
-    assert out.past_key_values.get_seq_length() == 9
+    assert isinstance(cache_of(out), RecurrentState)
+    assert cache_of(out).get_seq_length() == 9
 
 
-def test_state_continues_the_sequence():
+@pytest.mark.parametrize("name", ["cache", "past_key_values"])
+def test_state_continues_the_sequence(name):
+    # `cache` is transformers 5.24's name, `past_key_values` the older one: the model takes both on every version
     model = build(RecurrentForCausalLM, "lstm")
     ids = torch.randint(5, 40, (2, 10))
     full = model(ids).logits
     first = model(ids[:, :6], use_cache=True)
-    rest = model(ids[:, 6:], past_key_values=first.past_key_values)
+    rest = model(ids[:, 6:], **{name: cache_of(first)})
     torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full, atol=1e-6, rtol=1e-5)
+    assert cache_of(rest).get_seq_length() == 10
+
+
+def test_state_is_a_transformers_cache_of_recurrent_layers():
+    from transformers.cache_utils import Cache, LinearAttentionLayer
+
+    model = build(RecurrentForCausalLM, "lstm")
+    state = cache_of(model(torch.randint(5, 40, (3, 4)), use_cache=True))
+    assert isinstance(state, Cache) and len(state) == 2
+    assert all(isinstance(layer, LinearAttentionLayer) for layer in state.layers) and all(state.is_linear)
+    h, c = state.layer_state(1)
+    assert h.shape == c.shape == (1, 3, 16)
+    beams = torch.tensor([2, 0, 0])
+    state.reorder_cache(beams)  # what beam search calls
+    assert torch.equal(state.layer_state(1)[0][0], h[0, beams]) and torch.equal(state.layer_state(1)[1][0], c[0, beams])
+    assert not state.is_compileable  # generate must not try to compile around the recurrent kernel
+    state.reset()
+    assert state.get_seq_length() == 0 and state.layer_state(0) is None
 
 
 @pytest.mark.parametrize("cell_type,nonlinearity", CELLS)
@@ -156,7 +177,8 @@ def test_stacked_kernel_call_equals_the_layer_by_layer_loop(cell_type, nonlinear
     (stacked, grads_stacked), (looped, grads_looped) = results
     assert torch.equal(stacked.logits, looped.logits)
     assert all(torch.equal(a, b) for a, b in zip(grads_stacked, grads_looped))
-    for a, b in zip(stacked.past_key_values.layers, looped.past_key_values.layers):
+    for i in range(3):
+        a, b = cache_of(stacked).layer_state(i), cache_of(looped).layer_state(i)
         pairs = zip(a, b) if isinstance(a, tuple) else [(a, b)]
         assert all(x.shape == (1, 3, 16) and torch.equal(x, y) for x, y in pairs)
 
@@ -240,7 +262,8 @@ def test_padding_on_either_side_does_not_touch_the_state(cell_type):
     torch.testing.assert_close(right.last_hidden_state[:, :6], alone.last_hidden_state, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(left.last_hidden_state[:, 3:], alone.last_hidden_state, atol=1e-6, rtol=1e-5)
     for padded in (right, left):
-        for got, want in zip(padded.past_key_values.layers, alone.past_key_values.layers):
+        for i in range(2):
+            got, want = cache_of(padded).layer_state(i), cache_of(alone).layer_state(i)
             got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
             for g, w in zip(got, want):
                 torch.testing.assert_close(g, w, atol=1e-6, rtol=1e-5)
@@ -258,29 +281,50 @@ def test_inputs_embeds_matches_input_ids():
 # --- generation ----------------------------------------------------------------------------------
 
 
+NO_STOP = dict(pad_token_id=0, eos_token_id=None)
+
+
 @pytest.mark.parametrize("cell_type, nonlinearity", CELLS)
 def test_greedy_with_and_without_state_is_identical(cell_type, nonlinearity):
     model = build(RecurrentForCausalLM, cell_type, nonlinearity, seed=1)
     ids = torch.randint(5, 40, (2, 5))
-    cached = model.generate(ids, max_new_tokens=12, do_sample=False, use_cache=True, pad_token_id=0, eos_token_id=None)
-    uncached = model.generate(ids, max_new_tokens=12, do_sample=False, use_cache=False, pad_token_id=0, eos_token_id=None)
-    assert cached.shape == (2, 17)
-    assert torch.equal(cached, uncached)
+    kwargs = dict(max_new_tokens=12, do_sample=False, **NO_STOP, **SCORED)
+    cached = model.generate(ids, use_cache=True, **kwargs)
+    uncached = model.generate(ids, use_cache=False, **kwargs)
+    assert cached.sequences.shape == (2, 17)
+    assert torch.equal(cached.sequences, uncached.sequences)
+    assert_same_logits(cached.logits, uncached.logits)
 
 
-def test_generate_feeds_only_the_new_token_once_the_state_exists(monkeypatch):
+@pytest.mark.parametrize(
+    "mode, kwargs",
+    [
+        ("greedy", dict(do_sample=False)),
+        ("sampling", dict(do_sample=True, top_k=10)),
+        ("beam search", dict(do_sample=False, num_beams=3)),
+    ],
+)
+def test_generate_feeds_only_the_new_token_once_the_state_exists(mode, kwargs):
     model = build(RecurrentForCausalLM, "lstm")
-    lengths = []
-    original = model.model.forward
+    with input_lengths(model) as lengths:
+        model.generate(torch.randint(5, 40, (2, 7)), max_new_tokens=5, **kwargs, **NO_STOP)
+    assert lengths == [7, 1, 1, 1, 1], mode
+    with input_lengths(model) as lengths:
+        model.generate(torch.randint(5, 40, (2, 7)), max_new_tokens=5, use_cache=False, **kwargs, **NO_STOP)
+    assert lengths == [7, 8, 9, 10, 11], mode  # without the state, the whole sequence every step
 
-    def spy(*args, **kwargs):
-        ids = kwargs.get("input_ids")
-        lengths.append(ids.shape[1] if ids is not None else kwargs["inputs_embeds"].shape[1])
-        return original(*args, **kwargs)
 
-    monkeypatch.setattr(model.model, "forward", spy)
-    model.generate(torch.randint(5, 40, (1, 7)), max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=None)
-    assert lengths == [7, 1, 1, 1, 1]
+def test_generate_continues_from_a_returned_state():
+    model = build(RecurrentForCausalLM, "gru", seed=5)
+    ids = torch.randint(5, 40, (1, 6))
+    kwargs = dict(do_sample=False, **NO_STOP, **SCORED)
+    whole = model.generate(ids, max_new_tokens=8, **kwargs)
+    first = model.generate(ids, max_new_tokens=4, **kwargs)
+    with input_lengths(model) as lengths:
+        rest = model.generate(first.sequences, max_new_tokens=4, **{CACHE: getattr(first, CACHE)}, **kwargs)
+    assert lengths == [1, 1, 1, 1]  # the state has seen all but the last generated token
+    assert torch.equal(rest.sequences, whole.sequences)
+    assert_same_logits(first.logits + rest.logits, whole.logits)
 
 
 def test_left_padded_batch_generation_equals_single_prompts():
@@ -288,30 +332,57 @@ def test_left_padded_batch_generation_equals_single_prompts():
     short, long = torch.randint(5, 40, (1, 3)), torch.randint(5, 40, (1, 6))
     batch = torch.cat([torch.cat([torch.zeros(1, 3, dtype=torch.long), short], 1), long])
     mask = (torch.arange(6) >= torch.tensor([[3], [0]])).long()
-    out = model.generate(batch, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
-    alone_short = model.generate(short, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
-    alone_long = model.generate(long, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
-    assert torch.equal(out[0, 6:], alone_short[0, 3:])
-    assert torch.equal(out[1, 6:], alone_long[0, 6:])
+    kwargs = dict(max_new_tokens=6, do_sample=False, **NO_STOP, **SCORED)
+    out = model.generate(batch, attention_mask=mask, **kwargs)
+    alone_short = model.generate(short, **kwargs)
+    alone_long = model.generate(long, **kwargs)
+    assert torch.equal(out.sequences[0, 6:], alone_short.sequences[0, 3:])
+    assert torch.equal(out.sequences[1, 6:], alone_long.sequences[0, 6:])
+    assert_same_logits([step[0:1] for step in out.logits], alone_short.logits)
+    assert_same_logits([step[1:2] for step in out.logits], alone_long.logits)
 
 
 def test_beam_search_reorders_the_state():
     model = build(RecurrentForCausalLM, "gru", seed=3)
     ids = torch.randint(5, 40, (2, 4))
-    kwargs = dict(max_new_tokens=6, num_beams=3, do_sample=False, pad_token_id=0, eos_token_id=None)
+    kwargs = dict(max_new_tokens=6, num_beams=3, num_return_sequences=2, do_sample=False, **NO_STOP, **SCORED)
     cached = model.generate(ids, use_cache=True, **kwargs)
     uncached = model.generate(ids, use_cache=False, **kwargs)
-    assert torch.equal(cached, uncached)
+    assert torch.equal(cached.sequences, uncached.sequences)
+    assert_same_logits(cached.logits, uncached.logits)  # every beam at every step: the state followed its beam
+    torch.testing.assert_close(cached.sequences_scores, uncached.sequences_scores, atol=1e-4, rtol=1e-4)
 
 
 def test_sampling_is_reproducible_with_a_seed():
     model = build(RecurrentForCausalLM, "rnn", "tanh")
     ids = torch.randint(5, 40, (2, 4))
     torch.manual_seed(7)
-    first = model.generate(ids, max_new_tokens=8, do_sample=True, top_k=10, pad_token_id=0, eos_token_id=None)
+    first = model.generate(ids, max_new_tokens=8, do_sample=True, top_k=10, **NO_STOP)
     torch.manual_seed(7)
-    second = model.generate(ids, max_new_tokens=8, do_sample=True, top_k=10, pad_token_id=0, eos_token_id=None)
+    second = model.generate(ids, max_new_tokens=8, do_sample=True, top_k=10, **NO_STOP)
     assert first.shape == (2, 12) and torch.equal(first, second)
+
+
+@pytest.mark.parametrize("cell_type, nonlinearity", CELLS)
+def test_seeded_sampling_with_state_equals_sampling_without(cell_type, nonlinearity):
+    model = build(RecurrentForCausalLM, cell_type, nonlinearity, seed=6)
+    ids = torch.randint(5, 40, (2, 4))
+    kwargs = dict(max_new_tokens=10, do_sample=True, top_k=10, temperature=1.5, **NO_STOP, **SCORED)
+    torch.manual_seed(8)
+    cached = model.generate(ids, use_cache=True, **kwargs)
+    torch.manual_seed(8)
+    uncached = model.generate(ids, use_cache=False, **kwargs)
+    assert_same_logits(cached.logits, uncached.logits)
+    assert_same_logits(cached.scores, uncached.scores)  # after temperature and top-k
+    assert torch.equal(cached.sequences, uncached.sequences)
+
+
+def test_assisted_decoding_is_refused_by_transformers_as_stateful():
+    model = build(RecurrentForCausalLM, "lstm")
+    assert model._is_stateful
+    with pytest.raises(ValueError, match="assisted generation is not supported with stateful models"):
+        model.generate(torch.randint(5, 40, (1, 4)), assistant_model=build(RecurrentForCausalLM, "lstm"),
+                       max_new_tokens=3, do_sample=False, **NO_STOP)
 
 
 # --- classification pooling -----------------------------------------------------------------------
@@ -372,7 +443,11 @@ def test_generate_from_inputs_embeds_matches_input_ids():
     model = build(RecurrentForCausalLM, "lstm", seed=4)
     ids = torch.randint(5, 40, (2, 5))
     embeds = model.get_input_embeddings()(ids).detach()
-    kwargs = dict(max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
-    expected = model.generate(ids, **kwargs)[:, 5:]
+    kwargs = dict(max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None, **SCORED)
+    expected = model.generate(ids, use_cache=False, **kwargs)
     for use_cache in (True, False):
-        assert torch.equal(model.generate(inputs_embeds=embeds, use_cache=use_cache, **kwargs), expected)
+        with input_lengths(model) as lengths:
+            out = model.generate(inputs_embeds=embeds, use_cache=use_cache, **kwargs)
+        assert lengths == [5, 1, 1, 1, 1, 1]  # from embeddings transformers always decodes with the cache
+        assert torch.equal(out.sequences, expected.sequences[:, 5:])
+        assert_same_logits(out.logits, expected.logits)

@@ -74,7 +74,7 @@ class DecoderConfig(PreTrainedConfig):
                 f"the model class of the `{found}` family."
             )
         return super().from_dict(config_dict, **kwargs)
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]  # "cache" from transformers 5.24 on
 
     def __init__(
         self,

@@ -29,6 +29,18 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 
 from .configuration_decoder import DecoderConfig
 
+# transformers 5.24 renamed the cache from `past_key_values` to `cache`, as `generate`'s argument and as the output
+# field it reads back (the old names are deprecated until 5.40); 5.17-5.23 know only `past_key_values`. Outputs are
+# built under the name the installed version declares, and `forward` accepts both names: a model that read only the
+# old name would run every cached step of 5.24's `generate` without its past.
+_CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+def _one_cache(cache, past_key_values):
+    if cache is not None and past_key_values is not None:
+        raise ValueError("Pass the KV cache as `cache` or as `past_key_values`, not both.")
+    return cache if cache is not None else past_key_values
+
 
 def sinusoidal_positional_encoding(position_ids: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
     """The fixed encoding of "Attention Is All You Need": ``sin(pos / 10000^(2i/d))`` in the first
@@ -96,7 +108,7 @@ class DecoderSelfAttention(nn.Module):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch_size, length, _ = hidden_states.shape
@@ -106,8 +118,8 @@ class DecoderSelfAttention(nn.Module):
             part.view(batch_size, length, self.num_heads, self.head_dim).transpose(1, 2)  # (batch, heads, length, dim)
             for part in self.qkv_proj(hidden_states).split(self.num_heads * self.head_dim, dim=-1)
         )
-        if past_key_values is not None:
-            key, value = past_key_values.update(key, value, self.layer_idx)
+        if cache is not None:
+            key, value = cache.update(key, value, self.layer_idx)
 
         if output_attentions:  # only the eager kernel materialises the weights: use it for this call
             attention = eager_attention_forward
@@ -154,12 +166,12 @@ class DecoderBlock(GradientCheckpointingLayer):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         output_attentions: bool = False,
         **kwargs,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         attention_output, weights = self.self_attn(
-            self.attention_norm(hidden_states), attention_mask, past_key_values, output_attentions
+            self.attention_norm(hidden_states), attention_mask, cache, output_attentions
         )
         hidden_states = hidden_states + attention_output
         hidden_states = hidden_states + self.mlp(self.mlp_norm(hidden_states))
@@ -172,7 +184,7 @@ class DecoderPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["DecoderBlock"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
     _supports_sdpa = True
     _supports_attention_backend = True
 
@@ -259,14 +271,18 @@ class DecoderModel(DecoderPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast | tuple:
+        r"""``cache`` (transformers >= 5.24's name; ``past_key_values`` before, still accepted): the KV cache of
+        the tokens before ``input_ids``; updated in place and returned when ``use_cache``."""
+        cache = _one_cache(cache, past_key_values)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("DecoderModel.forward needs exactly one of input_ids or inputs_embeds.")
         output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
@@ -277,12 +293,12 @@ class DecoderModel(DecoderPreTrainedModel):
         if use_cache is None:
             use_cache = self.config.use_cache and not self.training
         if self.gradient_checkpointing and self.training:
-            use_cache = False  # recomputing a block would append its keys to the cache twice
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
+            use_cache, cache = False, None  # recomputing a block would append its keys to the cache twice
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
 
         length = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
-        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
+        past_length = cache.get_seq_length() if cache is not None else 0
         self._check_length(past_length, length)
         given_position_ids = position_ids
         if position_ids is None:
@@ -292,7 +308,7 @@ class DecoderModel(DecoderPreTrainedModel):
         hidden_states = self.dropout(self._embed(input_ids, inputs_embeds, position_ids))
         if (
             attention_mask is None
-            and past_key_values is None
+            and cache is None
             and given_position_ids is None
             and self.config._attn_implementation == "sdpa"
         ):
@@ -301,13 +317,10 @@ class DecoderModel(DecoderPreTrainedModel):
             causal_mask = None
         else:
             # With no padding and no cache this is None for sdpa, which then runs its fast is_causal kernel.
-            # Only caller-given positions are passed on: they may describe packed documents.
+            # Only caller-given positions are passed on: they may describe packed documents. The cache goes by
+            # position: its parameter is `cache` from transformers 5.24 on, `past_key_values` before.
             causal_mask = create_causal_mask(
-                config=self.config,
-                inputs_embeds=hidden_states,
-                attention_mask=attention_mask,
-                past_key_values=past_key_values,
-                position_ids=given_position_ids,
+                self.config, hidden_states, attention_mask, cache, position_ids=given_position_ids
             )
 
         all_hidden_states = () if output_hidden_states else None
@@ -318,7 +331,7 @@ class DecoderModel(DecoderPreTrainedModel):
             hidden_states, weights = layer(
                 hidden_states,
                 attention_mask=causal_mask,
-                past_key_values=past_key_values,
+                cache=cache,
                 output_attentions=output_attentions,
             )
             if output_attentions:
@@ -329,9 +342,9 @@ class DecoderModel(DecoderPreTrainedModel):
 
         output = BaseModelOutputWithPast(
             last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
             hidden_states=all_hidden_states,
             attentions=all_attentions,
+            **{_CACHE_FIELD: cache if use_cache else None},
         )
         return output if return_dict else output.to_tuple()
 
@@ -365,7 +378,7 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -373,17 +386,18 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast | tuple:
         r"""``logits_to_keep``: project only the last N positions onto the vocabulary (0: all);
         ``generate`` passes 1. ``num_items_in_batch`` (keyword) turns the mean loss into a sum
-        divided by that count, for gradient accumulation."""
+        divided by that count, for gradient accumulation. ``cache``: as in ``DecoderModel.forward``."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=_one_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_attentions=output_attentions,
@@ -409,9 +423,9 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
         output = CausalLMOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            **{_CACHE_FIELD: getattr(outputs, _CACHE_FIELD)},
         )
         return output if return_dict else output.to_tuple()
 
@@ -487,13 +501,14 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs,
     ) -> SequenceClassifierOutputWithPast | tuple:
         return_dict = self.config.return_dict if return_dict is None else return_dict
@@ -501,7 +516,7 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=_one_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=bool(use_cache),
             output_attentions=output_attentions,
@@ -518,9 +533,9 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
         output = SequenceClassifierOutputWithPast(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            **{_CACHE_FIELD: getattr(outputs, _CACHE_FIELD)},
         )
         return output if return_dict else output.to_tuple()
 

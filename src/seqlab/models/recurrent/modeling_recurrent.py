@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
+from transformers.cache_utils import Cache, LinearAttentionLayer
 from transformers.modeling_outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
@@ -34,34 +35,71 @@ from .configuration_recurrent import RecurrentConfig
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 _GATES = {nn.RNN: 1, nn.LSTM: 4, nn.GRU: 3}
 
+# transformers 5.24 renamed the cache from `past_key_values` to `cache`, as `generate`'s argument and as the output
+# field it reads back (the old names are deprecated until 5.40); 5.17-5.23 know only `past_key_values`. Outputs are
+# built under the name the installed version declares, and `forward` accepts both names.
+_CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
-class RecurrentState:
+
+def _one_cache(cache, past_key_values):
+    if cache is not None and past_key_values is not None:
+        raise ValueError("Pass the recurrent state as `cache` or as `past_key_values`, not both.")
+    return cache if cache is not None else past_key_values
+
+
+class RecurrentState(Cache):
     """The recurrent state h (and c for the LSTM) of every layer after the tokens seen so far.
 
     It plays the role a KV cache plays for a Transformer: `generate()` hands it back so that only the new
-    token is fed at each step. Its size does not grow with the sequence. `reorder_cache` lets beam search
-    follow the surviving beams.
+    token is fed at each step. Its size does not grow with the sequence. It is a transformers `Cache` made of
+    transformers' own layers for recurrent (linear-attention) state, `LinearAttentionLayer`, one per recurrent
+    layer, with one recurrent state per layer (two for the LSTM: h and c), as Mamba's cache is on 5.24; so
+    beam search reorders it with the layers' own `reorder_cache`, and `generate` sees an all-linear cache that
+    it never slices by sequence length. Each state is stored batch-first, `(batch, hidden)`.
+
+    The model builds it in its first forward (`_supports_default_dynamic_cache` is False) rather than letting
+    `generate` build `DynamicCache(config=...)` from `layer_types`: that needs cache fields in the saved config,
+    and on 5.17 `generate` chooses the cache by class-name substrings. The object is the same on both versions.
     """
 
-    is_compileable = False
-
-    def __init__(self, layers: list, seen_tokens: int):
-        self.layers = layers  # per layer: h of shape (1, batch, hidden) or the LSTM's (h, c)
-        self.seen_tokens = seen_tokens
+    def __init__(self, num_layers: int, states_per_layer: int):
+        super().__init__(layers=[LinearAttentionLayer(number_of_states=states_per_layer) for _ in range(num_layers)])
+        self.seen_tokens = 0  # positions fed so far (padding included); linear layers do not count them
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.seen_tokens
 
-    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        def pick(t: torch.Tensor) -> torch.Tensor:
-            return t.index_select(1, beam_idx.to(t.device))
+    @property
+    def is_compileable(self) -> bool:
+        # dynamo does not trace RNN modules: compiling the decoding step (which `generate` does by itself on a
+        # GPU for a compileable cache) would only add graph breaks around the recurrent kernel
+        return False
 
-        self.layers = [
-            tuple(pick(t) for t in state) if isinstance(state, tuple) else pick(state) for state in self.layers
-        ]
+    def layer_state(self, layer_idx: int):
+        """Layer `layer_idx`'s state as the recurrent module takes it: h of shape (1, batch, hidden), or (h, c)
+        for the LSTM; None before the first update."""
+        layer = self.layers[layer_idx]
+        if not layer.has_previous_state[0]:
+            return None
+        states = tuple(layer.recurrent_states[i].unsqueeze(0) for i in range(layer.number_of_states))
+        return states if len(states) > 1 else states[0]
 
-    def __len__(self) -> int:
-        return len(self.layers)
+    def update_layer(self, layer_idx: int, state) -> None:
+        """Store the recurrent module's returned state, h of shape (1, batch, hidden) or the LSTM's (h, c).
+
+        The new tensors replace the old ones rather than being copied into them (`update_recurrent_state` copies,
+        to keep a static address for CUDA graphs, which this cache never uses): an earlier call's state may still
+        be needed by autograd, as in truncated backpropagation through time."""
+        layer = self.layers[layer_idx]
+        for i, part in enumerate(state if isinstance(state, tuple) else (state,)):
+            layer.recurrent_states[i] = part.squeeze(0)
+            layer.is_recurrent_states_initialized[i] = True
+            layer.has_previous_state[i] = True
+        layer.device, layer.dtype = part.device, part.dtype  # read by reorder_cache and offloading
+
+    def reset(self) -> None:
+        super().reset()
+        self.seen_tokens = 0
 
 
 class _StackedCall:
@@ -159,7 +197,9 @@ class RecurrentPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     _no_split_modules = []
     _supports_cache_class = False
-
+    _skip_keys_device_placement = ["cache", "past_key_values"]
+    # the state cannot be rolled back to an earlier token: transformers refuses assisted decoding with a clear error
+    _is_stateful = True
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         if self._auto_class is not None:
@@ -217,7 +257,7 @@ class RecurrentPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
-        # A DynamicCache holds keys and values; a recurrent network carries its own RecurrentState instead.
+        # generate must not build a key/value DynamicCache: the first forward builds the RecurrentState instead
         return False
 
 
@@ -255,18 +295,22 @@ class RecurrentModel(RecurrentPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        past_key_values: RecurrentState | None = None,
+        cache: RecurrentState | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: RecurrentState | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast | tuple:
+        r"""`cache` (transformers >= 5.24's name; `past_key_values` before): the RecurrentState a previous call
+        returned; the tokens given continue that sequence. It is updated in place and returned."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("RecurrentModel: pass exactly one of `input_ids` or `inputs_embeds`.")
-        if past_key_values is not None and not isinstance(past_key_values, RecurrentState):
+        cache = _one_cache(cache, past_key_values)
+        if cache is not None and not isinstance(cache, RecurrentState):
             raise ValueError(
-                f"RecurrentModel: `past_key_values` must be the RecurrentState a previous call returned, "
-                f"got {type(past_key_values).__name__}."
+                f"RecurrentModel: the cache must be the RecurrentState a previous call returned, "
+                f"got {type(cache).__name__}."
             )
         use_cache = self.config.use_cache if use_cache is None else use_cache
         output_hidden_states = (
@@ -280,17 +324,26 @@ class RecurrentModel(RecurrentPreTrainedModel):
         all_hidden = [x] if output_hidden_states else None
         x = self.embedding_dropout(x)
 
+        initial = [cache.layer_state(i) for i in range(len(self.layers))] if cache is not None else None
+        if initial is not None and initial[0] is None:
+            initial = None  # an empty state (fresh RecurrentState): start from zeros
         if self._stacked is not None and packing is None and not output_hidden_states and self._layers_are_plain():
-            x, states = self._run_stacked(x, past_key_values)
+            x, states = self._run_stacked(x, initial)
         else:
-            x, states = self._run_layer_by_layer(x, past_key_values, packing, all_hidden)
+            x, states = self._run_layer_by_layer(x, initial, packing, all_hidden)
 
-        seen = (past_key_values.seen_tokens if past_key_values is not None else 0) + length
-        cache = RecurrentState(states, seen) if use_cache else None
+        if use_cache:
+            if cache is None:
+                cache = RecurrentState(len(self.layers), 2 if self.config.cell_type == "lstm" else 1)
+            for i, state in enumerate(states):
+                cache.update_layer(i, state)
+            cache.seen_tokens += length
+        else:
+            cache = None
         hidden_states = tuple(all_hidden) if output_hidden_states else None
         if not return_dict:
             return tuple(v for v in (x, cache, hidden_states) if v is not None)
-        return BaseModelOutputWithPast(last_hidden_state=x, past_key_values=cache, hidden_states=hidden_states)
+        return BaseModelOutputWithPast(last_hidden_state=x, hidden_states=hidden_states, **{_CACHE_FIELD: cache})
 
     def _layers_are_plain(self) -> bool:
         """The stacked call bypasses each layer's forward: only take it when nothing hangs on that forward
@@ -303,11 +356,10 @@ class RecurrentModel(RecurrentPreTrainedModel):
             for layer in self.layers
         )
 
-    def _run_stacked(self, x: torch.Tensor, past_key_values: RecurrentState | None):
+    def _run_stacked(self, x: torch.Tensor, per_layer: list | None):
         """Every layer in one kernel call; the state comes back stacked (layers, batch, hidden) and is split."""
         initial = None
-        if past_key_values is not None:
-            per_layer = past_key_values.layers
+        if per_layer is not None:
             initial = (
                 tuple(torch.cat(parts) for parts in zip(*per_layer))
                 if isinstance(per_layer[0], tuple)
@@ -320,7 +372,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
             states = list(state.split(1))
         return x, states
 
-    def _run_layer_by_layer(self, x, past_key_values, packing, all_hidden):
+    def _run_layer_by_layer(self, x, per_layer, packing, all_hidden):
         length = x.size(1)
         if packing is not None:
             x = packing.to_front(x)
@@ -328,7 +380,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
         for i, layer in enumerate(self.layers):
             if x.is_cuda:
                 layer.flatten_parameters()  # keeps cuDNN's weights in one block after .to() or loading
-            initial = past_key_values.layers[i] if past_key_values is not None else None
+            initial = per_layer[i] if per_layer is not None else None
             if packing is None:
                 x, state = layer(x, initial)
             else:
@@ -381,22 +433,24 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        past_key_values: RecurrentState | None = None,
+        cache: RecurrentState | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
+        past_key_values: RecurrentState | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast | tuple:
         r"""`labels` are the input ids (shifted inside: position t is scored on token t+1); -100 is ignored.
-        `logits_to_keep=k` computes the vocabulary projection for the last k positions only (0: all)."""
+        `logits_to_keep=k` computes the vocabulary projection for the last k positions only (0: all).
+        `cache` (`past_key_values` before transformers 5.24): the RecurrentState to continue from."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
-            past_key_values=past_key_values,
+            cache=_one_cache(cache, past_key_values),
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             return_dict=True,
@@ -416,30 +470,34 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             loss = nn.functional.cross_entropy(
                 shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100
             )
+        state = getattr(outputs, _CACHE_FIELD)
         if not return_dict:
-            out = (logits, outputs.past_key_values, outputs.hidden_states)
+            out = (logits, state, outputs.hidden_states)
             out = tuple(v for v in out if v is not None)
             return (loss, *out) if loss is not None else out
         return CausalLMOutputWithPast(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, **{_CACHE_FIELD: state}
         )
 
     def prepare_inputs_for_generation(
         self,
         input_ids: torch.LongTensor,
-        past_key_values: RecurrentState | None = None,
+        cache: RecurrentState | None = None,
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        past_key_values: RecurrentState | None = None,
         **kwargs,
     ) -> dict:
-        if past_key_values is not None:
-            # the state already summarises the prompt and earlier tokens: feed only the newest token,
-            # which is never padding
-            model_inputs = {"input_ids": input_ids[:, -1:], "attention_mask": None}
+        # transformers >= 5.24 hands the state back as `cache`, earlier versions as `past_key_values`
+        cache = _one_cache(cache, past_key_values)
+        history = input_ids.size(1) + (inputs_embeds.size(1) if inputs_embeds is not None else 0)
+        if cache is not None and cache.get_seq_length() > 0:
+            # the state already summarises the prompt and earlier tokens: feed only the tokens it has not seen
+            # (one while decoding); a single new token is never padding, so no mask is needed
+            new = min(max(history - cache.get_seq_length(), 1), input_ids.size(1))
+            mask = attention_mask[:, -new:] if attention_mask is not None and new > 1 else None
+            model_inputs = {"input_ids": input_ids[:, -new:], "attention_mask": mask}
         elif inputs_embeds is not None:
             # a prompt given as embeddings: input_ids hold only the tokens generated since (none at first)
             embeds = inputs_embeds
@@ -448,7 +506,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             model_inputs = {"inputs_embeds": embeds, "attention_mask": attention_mask}
         else:
             model_inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        model_inputs.update(past_key_values=past_key_values, use_cache=use_cache, logits_to_keep=1)
+        model_inputs.update(cache=cache, use_cache=use_cache, logits_to_keep=1)
+        if kwargs.get("output_hidden_states") is not None:
+            model_inputs["output_hidden_states"] = kwargs["output_hidden_states"]
         return model_inputs
 
 
