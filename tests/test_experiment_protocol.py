@@ -172,3 +172,15 @@ def test_gaps_are_paired_by_seed_when_the_arms_share_label_subsets():
     (d,) = gap_differences(summary_rows(records + decoder), records + decoder)
     per_seed = [(p - s) - (q - s) for p, q, s in zip((0.61, 0.52, 0.63), pre, scratch)]
     assert d["first"] == "decoder" and d["paired"] and d["difference"] == pytest.approx(sum(per_seed) / 3)
+
+
+def test_label_efficiency_says_when_scratch_matches_already_at_the_smallest_budget(tmp_path):
+    records = [
+        *[_record("decoder", "pretrained", 100, s, 1e-3, 0.55, dev=0.5) for s in (0, 1)],
+        *[_record("decoder", "scratch", n, s, 1e-3, acc, dev=0.5) for n, acc in ((100, 0.57), (1000, 0.65)) for s in (0, 1)],
+    ]
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    write_report(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "| sst2_sentence | decoder | 100 | 0.550 | ≤ 100 [≤ 100, ≤ 100] | ≤ 1x |" in report
+    assert "scratch matches the pretrained decoder's 0.550 at 100 labels already at 100 labels" in report

@@ -201,18 +201,22 @@ def label_efficiency_rows(records: list[dict], metric: str = "accuracy") -> list
     return out
 
 
-def _fmt_labels(value: float, max_budget: float) -> str:
-    return f"> {max_budget:.0f}" if math.isinf(value) else f"{value:.0f}"
+def _fmt_labels(value: float, max_budget: float, min_budget: float = 0.0) -> str:
+    """'> max' when never reached, '≤ min' when reached already at the smallest measured budget."""
+    if math.isinf(value):
+        return f"> {max_budget:.0f}"
+    return f"≤ {min_budget:.0f}" if value <= min_budget else f"{value:.0f}"
 
 
 def label_efficiency_table(rows: list[dict]) -> str:
     lines = ["| task | family | pretrained at N | its accuracy | labels scratch needs to match it [95% bootstrap] "
              "| label multiple |", "|---|---|---|---|---|---|"]
     for r in rows:
-        needed = _fmt_labels(r["labels"], r["max_budget"])
-        interval = f"[{_fmt_labels(r['low'], r['max_budget'])}, {_fmt_labels(r['high'], r['max_budget'])}]"
+        bounds = (r["max_budget"], r["min_budget"])
+        needed = _fmt_labels(r["labels"], *bounds)
+        interval = f"[{_fmt_labels(r['low'], *bounds)}, {_fmt_labels(r['high'], *bounds)}]"
         multiple = (f"> {r['max_budget'] / r['pretrained_budget']:.1f}x" if math.isinf(r["labels"])
-                    else f"{r['labels'] / r['pretrained_budget']:.1f}x")
+                    else "≤ 1x" if r["labels"] <= r["min_budget"] else f"{r['labels'] / r['pretrained_budget']:.1f}x")
         lines.append(f"| {r['task']} | {r['family']} | {r['pretrained_budget']} | {r['pretrained_mean']:.3f} | "
                      f"{needed} {interval} | {multiple} |")
     lines += ["", "Scratch accuracy is interpolated linearly in log(labels) between measured budgets; '> M' means the "
@@ -354,10 +358,14 @@ def headline_findings(differences: list[dict], efficiency: list[dict]) -> list[s
         if math.isinf(e["labels"]):
             out.append(f"- {e['family']} on {e['task']}: scratch does not reach {target} within "
                        f"{e['max_budget']:.0f} labels (more than {e['max_budget'] / e['pretrained_budget']:.1f}x).")
+        elif e["labels"] <= e["min_budget"]:
+            out.append(f"- {e['family']} on {e['task']}: scratch matches {target} already at {e['min_budget']:.0f} labels "
+                       "(no label saving measured).")
         else:
+            bounds = (e["max_budget"], e["min_budget"])
             out.append(f"- {e['family']} on {e['task']}: scratch needs about {e['labels']:.0f} labels to match {target} "
                        f"({e['labels'] / e['pretrained_budget']:.1f}x; 95% bootstrap interval "
-                       f"{_fmt_labels(e['low'], e['max_budget'])} to {_fmt_labels(e['high'], e['max_budget'])}).")
+                       f"{_fmt_labels(e['low'], *bounds)} to {_fmt_labels(e['high'], *bounds)}).")
     return out
 
 
