@@ -6,6 +6,7 @@ Independent runs go to ``jobs`` processes at once (one thread each), with the sa
 """
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -225,19 +226,27 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
     tasks = [pretrain_task(f) for f in to_pretrain] + [finetune_task(r) for r in ready]
     if to_pretrain:
         print(f"[transfer-gap] pretraining {', '.join(to_pretrain)} ({jobs} process(es) in all)", file=sys.stderr)
-    bar = tqdm(total=len(to_pretrain) + len(todo), desc="transfer-gap grid", unit="run", dynamic_ncols=True)
+    # the bar counts optimizer steps (a pretraining step and a fine-tuning step cost about the same on these
+    # models), so its ETA holds while the long pretrainings run; the postfix counts runs
+    work = {f"pretrain/{f}": _pretraining_steps(config, f) for f in to_pretrain}
+    all_rows = _training_rows(config) if todo else 0
+    work.update({run.run_id: _finetune_steps(config, run, all_rows) for run in todo})
+    bar = tqdm(total=sum(work.values()), desc="transfer-gap grid", unit="step", dynamic_ncols=True)
+    finished = 0
     with _Pool(jobs) as pool:
         for kind, key, outcome in pool.run(tasks):
             if kind == "pretrain":
                 pretrained[key] = Path(outcome)
                 pool.add([finetune_task(r) for r in waiting.pop(key)])
-                bar.set_postfix_str(f"pretrained {key}")
+                bar.update(work[f"pretrain/{key}"])
             else:
                 metrics, seconds = outcome
                 _append_record(results_path, record_of(key, metrics, seconds))
                 if not config.keep_models:
                     shutil.rmtree(output_dir / "finetune" / key.run_id.replace("/", "_"), ignore_errors=True)
-            bar.update(1)
+                bar.update(work[key.run_id])
+            finished += 1
+            bar.set_postfix_str(f"{finished}/{len(work)} runs")
     bar.close()
 
     model_paths = pretrained or {}
@@ -271,6 +280,35 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
         )
     write_report(output_dir, metadata)
     return output_dir
+
+
+def _pretraining_steps(config: ExperimentConfig, family: str) -> int:
+    """Optimizer steps of a family's pretraining, from its token budget (for the progress bar)."""
+    recipe = {**config.pretraining, **config.pretraining_overrides.get(family, {})}
+    if recipe.get("max_steps"):
+        return int(recipe["max_steps"])
+    tokens_per_step = int(recipe.get("per_device_train_batch_size", 8)) * int(recipe.get("max_seq_length", 128)) * int(
+        recipe.get("gradient_accumulation_steps", 1))
+    return max(1, math.ceil(float(recipe.get("max_train_tokens") or 1e6) / tokens_per_step))
+
+
+def _training_rows(config: ExperimentConfig) -> int:
+    """Rows of the task's training split left after the dev carve (about what the budget 'all' trains on)."""
+    if "all" not in config.label_budgets:
+        return 0
+    from ..data import load_text_dataset
+
+    return len(load_text_dataset(config.task, config.finetuning.get("train_split", "train"))) - config.dev_examples
+
+
+def _finetune_steps(config: ExperimentConfig, run: FinetuneRun, all_rows: int) -> int:
+    if config.finetuning.get("max_steps"):
+        return int(config.finetuning["max_steps"])
+    batch = int(config.finetuning.get("per_device_train_batch_size", 32))
+    n = all_rows if run.num_train_examples == "all" else run.num_train_examples
+    if run.num_train_examples == "all" and config.finetune_steps is None:
+        return max(1, math.ceil(config.finetune_epochs * math.ceil(n / batch)))
+    return config.steps_for(n, batch)
 
 
 def _append_record(path: Path, record: dict) -> None:
