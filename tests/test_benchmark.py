@@ -89,6 +89,22 @@ def test_generate_suite_compares_cache_and_gpt2(tokenizer):
     assert all(entry["config"]["new_tokens"] == settings.new_tokens for entry in document["entries"])
 
 
+def test_generate_suite_widens_learned_positions_to_the_new_tokens():
+    # 256 new tokens after a 32-token prompt do not fit decoder-tiny's 256 learned positions: the suite builds the
+    # decoder (and GPT-2 beside it) with 288, rather than decoding fewer tokens than asked
+    from seqlab.benchmark.generate import _fit_positions
+
+    settings = resolve_settings("generate", new_tokens=256)
+    assert (settings.prompt_len, settings.new_tokens) == (32, 256)  # the CPU default: the cache targets' setting
+    config = load_model_config("decoder", "tiny", settings.config_dir, vocab_size=512)
+    assert _fit_positions(config, settings) == 256 and config.max_position_embeddings == 288
+    assert gpt2_reference(config).config.n_positions == 288
+    assert _fit_positions(config, settings) is None  # already long enough
+    sinusoidal = load_model_config("decoder", "tiny", settings.config_dir, vocab_size=512,
+                                   position_embedding_type="sinusoidal")
+    assert _fit_positions(sinusoidal, settings) is None
+
+
 def test_data_suite_through_the_script(tokenizer, tmp_path, repo_root):
     out = tmp_path / "data.json"
     script = _load_script(repo_root)

@@ -52,7 +52,7 @@ MODELS = {
         "intermediate_size": 64, "max_position_embeddings": 64,
         "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
     },
-    # the LSTM's layers run as one multi-layer call through torch.func.functional_call: DDP must still
+    # the LSTM's layers run as one multi-layer kernel call (torch.lstm with the layers' weights): DDP must still
     # see and average every layer's gradients
     "recurrent": {
         "family": "recurrent", "cell_type": "lstm", "embedding_size": 24, "hidden_size": 32, "num_hidden_layers": 2,

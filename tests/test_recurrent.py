@@ -189,18 +189,25 @@ def test_stacked_call_is_taken_and_keeps_the_checkpoint_layout(monkeypatch):
     assert layer_keys == [f"model.layers.{i}.{w}_l0" for i in (0, 1) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     calls = []
     original = torch.nn.LSTM.forward
+    kernel = model.model._stacked.kernel
+    assert kernel is torch.lstm  # the kernel nn.LSTM.forward calls
 
     def spy(self, *args, **kwargs):
-        calls.append(self.num_layers)
+        calls.append(("layer", self.num_layers))
         return original(self, *args, **kwargs)
 
+    def kernel_spy(*args):
+        calls.append(("stacked", args[4]))  # the number of layers
+        return kernel(*args)
+
     monkeypatch.setattr(torch.nn.LSTM, "forward", spy)
+    monkeypatch.setattr(model.model._stacked, "kernel", kernel_spy)
     ids = torch.randint(3, 40, (2, 6))
     model(ids)
-    assert calls == [2]  # one call for both layers
+    assert calls == [("stacked", 2)]  # one call for both layers
     calls.clear()
     model(ids, attention_mask=torch.tensor([[0, 1, 1, 1, 1, 1], [1] * 6]))  # padding: layer by layer
-    assert calls == [1, 1]
+    assert calls == [("layer", 1), ("layer", 1)]
     assert build(RecurrentModel, "lstm", num_hidden_layers=1)._stacked is None
 
 

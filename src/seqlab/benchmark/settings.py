@@ -109,8 +109,9 @@ def resolve_settings(
     elif on_gpu:
         defaults = {"repeats": 7, "warmup": 5, "steps": 10, "new_tokens": 256, "gen_batch": 16, "prompt": 32}
     else:
-        # one step per repetition: the finest interleaving, so both candidates see the same load
-        defaults = {"repeats": 21, "warmup": 3, "steps": 1, "new_tokens": 96, "gen_batch": 4, "prompt": 32}
+        # one step per repetition: the finest interleaving, so both candidates see the same load. Generation as on
+        # the GPU: 16 sequences, 256 new tokens (the cache targets' setting, issue 12)
+        defaults = {"repeats": 21, "warmup": 3, "steps": 1, "new_tokens": 256, "gen_batch": 16, "prompt": 32}
     if quick:
         sources, data_tokens, procs = ("tinyshakespeare",), 20_000, (1,)
     elif on_gpu:
