@@ -57,9 +57,12 @@ class RecurrentState(Cache):
     beam search reorders it with the layers' own `reorder_cache`, and `generate` sees an all-linear cache that
     it never slices by sequence length. Each state is stored batch-first, `(batch, hidden)`.
 
-    The model builds it in its first forward (`_supports_default_dynamic_cache` is False) rather than letting
-    `generate` build `DynamicCache(config=...)` from `layer_types`: that needs cache fields in the saved config,
-    and on 5.17 `generate` chooses the cache by class-name substrings. The object is the same on both versions.
+    These layers exist with the same interface from transformers 5.17 to 5.24. The model builds the cache in its
+    first forward (`_supports_default_dynamic_cache` is False) rather than letting `generate` build
+    `DynamicCache(config=...)` from the config's `layer_types` as 5.24 does for Mamba: that would put cache
+    fields (`layer_types`, the number of states per layer) into every saved config.json, and 5.17's `generate`
+    picks its cache argument's name by class-name substrings ("mamba"). Built here, the cache is the same object
+    on both versions. Unlike `update_recurrent_state`, `update_layer` replaces the stored tensors (see there).
     """
 
     def __init__(self, num_layers: int, states_per_layer: int):
