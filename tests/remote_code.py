@@ -31,9 +31,14 @@ def load_without_seqlab(folder: Path, auto_name: str, batch: dict) -> torch.Tens
     work = Path(folder).parent / f"{Path(folder).name}-remote"
     work.mkdir(exist_ok=True)
     torch.save(batch, work / "batch.pt")
+    return _run_without_seqlab(_SCRIPT, work, str(folder), auto_name, str(work / "batch.pt"))
+
+
+def _run_without_seqlab(script: str, work: Path, *args: str):
+    """Run `script` in a fresh interpreter (no PYTHONPATH, cwd `work`) and load the tensors it saved."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(folder), auto_name, str(work / "batch.pt"), str(work / "out.pt")],
+        [sys.executable, "-c", script, *args, str(work / "out.pt")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -81,14 +86,4 @@ def generate_without_seqlab(folder: Path, inputs: dict, kwargs: dict) -> dict:
     work = Path(folder).parent / f"{Path(folder).name}-generate"
     work.mkdir(exist_ok=True)
     torch.save({"inputs": inputs, "kwargs": kwargs}, work / "request.pt")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run(
-        [sys.executable, "-c", _GENERATE_SCRIPT, str(folder), str(work / "request.pt"), str(work / "out.pt")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=work,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return torch.load(work / "out.pt", weights_only=True)
+    return _run_without_seqlab(_GENERATE_SCRIPT, work, str(folder), str(work / "request.pt"))
