@@ -212,9 +212,11 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
             "versions": origin["versions"],
         }
 
+    def run_dir(run: FinetuneRun) -> Path:
+        return output_dir / "finetune" / run.run_id.replace("/", "_")
+
     def finetune_task(run: FinetuneRun) -> tuple:
-        run_dir = output_dir / "finetune" / run.run_id.replace("/", "_")
-        recipe = _finetune_recipe(config, run, pretrained.get(run.family), tokenizer_path, run_dir)
+        recipe = _finetune_recipe(config, run, pretrained.get(run.family), tokenizer_path, run_dir(run))
         return ("finetune", run, recipe, str(_log_path(output_dir, run.run_id)))
 
     def pretrain_task(family: str) -> tuple:
@@ -243,7 +245,7 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
                 metrics, seconds = outcome
                 _append_record(results_path, record_of(key, metrics, seconds))
                 if not config.keep_models:
-                    shutil.rmtree(output_dir / "finetune" / key.run_id.replace("/", "_"), ignore_errors=True)
+                    shutil.rmtree(run_dir(key), ignore_errors=True)
                 bar.update(work[key.run_id])
             finished += 1
             bar.set_postfix_str(f"{finished}/{len(work)} runs")
@@ -302,13 +304,13 @@ def _training_rows(config: ExperimentConfig) -> int:
 
 
 def _finetune_steps(config: ExperimentConfig, run: FinetuneRun, all_rows: int) -> int:
-    if config.finetuning.get("max_steps"):
-        return int(config.finetuning["max_steps"])
-    batch = int(config.finetuning.get("per_device_train_batch_size", 32))
-    n = all_rows if run.num_train_examples == "all" else run.num_train_examples
-    if run.num_train_examples == "all" and config.finetune_steps is None:
-        return max(1, math.ceil(config.finetune_epochs * math.ceil(n / batch)))
-    return config.steps_for(n, batch)
+    """Optimizer steps of a fine-tune, from the budget its recipe sets (for the progress bar)."""
+    recipe = _finetune_recipe(config, run, None, Path(), Path())
+    if recipe.get("max_steps"):
+        return int(recipe["max_steps"])
+    rows = all_rows if run.num_train_examples == "all" else run.num_train_examples
+    batch = int(recipe.get("per_device_train_batch_size", 32))
+    return max(1, math.ceil(float(recipe["num_train_epochs"]) * math.ceil(rows / batch)))
 
 
 def _append_record(path: Path, record: dict) -> None:
