@@ -365,6 +365,31 @@ def test_classifier_pools_the_last_real_token_under_left_and_right_padding():
     assert torch.allclose(model(ids).logits, alone, atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["last", "mean", "max", "concat"])
+def test_classifier_pooling_summarises_only_the_real_tokens(pooling):
+    model = make(DecoderForSequenceClassification, num_labels=3, pooling=pooling)
+    sequences = [random_ids(1, 8, seed=5)[0], random_ids(1, 4, seed=6)[0]]
+    # the summary computed by hand from each sentence's hidden states alone
+    expected = []
+    for seq in sequences:
+        hidden = model.model(seq[None]).last_hidden_state[0]
+        parts = {"last": hidden[-1], "mean": hidden.mean(0), "max": hidden.max(0).values}
+        summary = torch.cat([parts["last"], parts["mean"], parts["max"]]) if pooling == "concat" else parts[pooling]
+        expected.append(model.classifier(summary))
+    expected = torch.stack(expected)
+    assert model.classifier.in_features == 32 * (3 if pooling == "concat" else 1)
+    for pad in (right_pad, left_pad):
+        ids, mask = pad(sequences)
+        torch.testing.assert_close(model(ids, attention_mask=mask).logits, expected, atol=1e-5, rtol=1e-5)
+    ids, _ = right_pad(sequences)  # no mask: the pad id tells which tokens are real
+    torch.testing.assert_close(model(ids).logits, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_classifier_pooling_must_be_known():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        DecoderConfig(**TINY, pooling="attention")
+
+
 def test_classifier_loss_is_cross_entropy_and_regression_is_mse():
     model = make(DecoderForSequenceClassification, num_labels=3)
     ids, mask = right_pad([random_ids(1, 6, seed=7)[0], random_ids(1, 3, seed=8)[0]])

@@ -8,6 +8,7 @@ This file imports nothing but ``transformers``: ``register_for_auto_class`` copi
 from transformers import PreTrainedConfig
 
 POSITION_EMBEDDING_TYPES = ("learned", "sinusoidal")
+POOLINGS = ("last", "mean", "max", "concat")
 
 
 def _check_positive_int(config_name: str, field: str, value) -> None:
@@ -50,6 +51,10 @@ class DecoderConfig(PreTrainedConfig):
         attention_probs_dropout_prob: dropout on the attention weights.
         classifier_dropout: dropout before the sequence-classification layer
             (``None``: use ``hidden_dropout_prob``).
+        pooling: how the sequence classifier summarises a sentence: ``"last"`` (the last real token,
+            which has attended to every other: GPT's choice), ``"mean"``, ``"max"`` over the real tokens,
+            or ``"concat"`` (last, mean and max concatenated, the recurrent family's ULMFiT default), so the
+            two families can be compared with the same pooling.
         layer_norm_eps: epsilon of the LayerNorms.
         initializer_range: standard deviation of the normal initialisation.
         position_embedding_type: ``"learned"`` (a trained table, one vector per position) or
@@ -87,6 +92,7 @@ class DecoderConfig(PreTrainedConfig):
         hidden_dropout_prob: float = 0.1,
         attention_probs_dropout_prob: float = 0.1,
         classifier_dropout: float | None = None,
+        pooling: str = "last",
         layer_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
         position_embedding_type: str = "learned",
@@ -106,6 +112,7 @@ class DecoderConfig(PreTrainedConfig):
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob
         self.classifier_dropout = classifier_dropout
+        self.pooling = pooling
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
         self.position_embedding_type = position_embedding_type
@@ -139,6 +146,8 @@ class DecoderConfig(PreTrainedConfig):
         _check_probability(name, "attention_probs_dropout_prob", self.attention_probs_dropout_prob)
         if self.classifier_dropout is not None:
             _check_probability(name, "classifier_dropout", self.classifier_dropout)
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"{name}.pooling must be one of {list(POOLINGS)}, got {self.pooling!r}.")
         _check_positive_float(name, "layer_norm_eps", self.layer_norm_eps)
         _check_positive_float(name, "initializer_range", self.initializer_range)
         if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:

@@ -462,12 +462,38 @@ def _classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> 
     return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 
-class DecoderForSequenceClassification(DecoderPreTrainedModel):
-    """Sentence classification with a decoder: the hidden state of the last real (non-pad) token
-    has attended to the whole sequence, so it is the summary that dropout and a linear layer classify.
+# Copied from seqlab.models.recurrent.modeling_recurrent.pool_hidden_states
+def pool_hidden_states(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """Summarise (batch, time, hidden) into (batch, features), ignoring positions where mask is 0.
 
-    The last real token is found from ``attention_mask`` (right or left padding), or, without a
-    mask, as the last token that is not ``pad_token_id``.
+    Works for right and left padding: "last" takes the last position whose mask is 1.
+    """
+    if mask is None:
+        mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
+    mask = mask[:, -hidden.size(1):].to(hidden.device)
+    positions = torch.arange(hidden.size(1), device=hidden.device)
+    last_index = (mask.long() * (positions + 1)).argmax(dim=1)
+    last = hidden[torch.arange(hidden.size(0), device=hidden.device), last_index]
+    if pooling == "last":
+        return last
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+    if pooling == "mean":
+        return mean
+    fill = torch.finfo(hidden.dtype).min
+    maximum = hidden.masked_fill(weights == 0, fill).max(dim=1).values
+    if pooling == "max":
+        return maximum
+    return torch.cat([last, mean, maximum], dim=-1)
+
+
+class DecoderForSequenceClassification(DecoderPreTrainedModel):
+    """Sentence classification with a decoder: the hidden states are pooled (``config.pooling``; by
+    default the last real token, which has attended to the whole sequence) and dropout and a linear
+    layer classify the summary.
+
+    Real tokens are found from ``attention_mask`` (right or left padding), or, without a mask, as
+    the tokens that are not ``pad_token_id``.
     """
 
     def __init__(self, config: DecoderConfig):
@@ -476,7 +502,8 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
         self.model = DecoderModel(config)
         dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        pooled_size = config.hidden_size * (3 if config.pooling == "concat" else 1)
+        self.classifier = nn.Linear(pooled_size, config.num_labels)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -485,16 +512,12 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
-    def _last_token_index(self, input_ids, attention_mask, length: int, device) -> torch.Tensor:
-        positions = torch.arange(length, device=device)
+    def _real_token_mask(self, input_ids, attention_mask) -> torch.Tensor | None:
         if attention_mask is not None and attention_mask.ndim == 2:
-            is_real = attention_mask[:, -length:].to(device) != 0
-        elif input_ids is not None and self.config.pad_token_id is not None:
-            is_real = input_ids.to(device) != self.config.pad_token_id
-        else:
-            return torch.full((1,), length - 1, device=device)
-        # the largest position holding a real token; argmax of (position * is_real) finds it in one pass
-        return (positions * is_real).argmax(-1)
+            return attention_mask != 0
+        if input_ids is not None and self.config.pad_token_id is not None:
+            return input_ids != self.config.pad_token_id
+        return None  # inputs_embeds without a mask: every position is real
 
     def forward(
         self,
@@ -523,10 +546,8 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        hidden_states = outputs.last_hidden_state
-        batch_size, length = hidden_states.shape[:2]
-        last = self._last_token_index(input_ids, attention_mask, length, hidden_states.device)
-        pooled = hidden_states[torch.arange(batch_size, device=hidden_states.device), last]
+        mask = self._real_token_mask(input_ids, attention_mask)
+        pooled = pool_hidden_states(outputs.last_hidden_state, mask, self.config.pooling)
         logits = self.classifier(self.dropout(pooled))
         loss = _classification_loss(self.config, logits, labels) if labels is not None else None
 
