@@ -190,9 +190,16 @@ def test_shipped_metric_modules_work_offline():
 
 
 @pytest.mark.parametrize("family", ["recurrent", "decoder", "encoder"])
-def test_pretraining_each_family_from_its_config(family, tokenizer, model_yamls, tmp_path, repo_root):
+def test_pretraining_each_family_from_its_config(family, tokenizer, model_yamls, tmp_path, repo_root, monkeypatch):
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
+    from seqlab.models.encoder.modeling_encoder import EncoderMaskedLMHead
+
+    head_input_dims = []  # the masked-LM head sees (num_masked, hidden) rows when the projection is sparse
+    head_forward = EncoderMaskedLMHead.forward
+    monkeypatch.setattr(
+        EncoderMaskedLMHead, "forward", lambda head, x: head_input_dims.append(x.dim()) or head_forward(head, x)
+    )
     config = repo_root / "configs" / "pretrain" / f"{family}-tiny.yaml"
     recipe = tiny_recipe(tokenizer, model_yamls[family], tmp_path / "run", config=str(config))
     recipe["max_train_tokens"] = None
@@ -216,6 +223,10 @@ def test_pretraining_each_family_from_its_config(family, tokenizer, model_yamls,
 
     auto = AutoModelForMaskedLM if family == "encoder" else AutoModelForCausalLM
     model = auto.from_pretrained(out)
+    if family == "encoder":
+        # pretraining projects only the masked tokens (speed); the saved model gives Trainer's full logits
+        assert head_input_dims and set(head_input_dims) == {2}
+        assert model.config.sparse_prediction is False
     assert model.config.vocab_size == len(tokenizer)
     assert (out / "tokenizer.json").is_file()
     # truncation=True (and pipelines) must cut texts where this model needs them cut
@@ -364,3 +375,45 @@ def test_cli_usage_errors_exit_1_without_traceback(tokenizer, model_yamls, tmp_p
     assert "error: unknown recipe key 'max_stpes'" in result.stderr and "max_steps" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_checkpoints_store_tied_weights_once_and_quietly(tie, tokenizer, model_yamls, tmp_path, capfd, caplog):
+    """A tied LM head is left out of a checkpoint as save_pretrained leaves it out (Accelerate used to drop
+    it itself and print "[RANK 0] Removed shared tensor" at every save); an untied head is kept."""
+    import logging
+
+    from safetensors import safe_open
+
+    caplog.set_level(logging.INFO)
+    recipe = tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "run", max_steps=2, save_steps=1,
+                         eval_steps=None, model={"tie_word_embeddings": tie})
+    run_pretraining(recipe)
+    captured = capfd.readouterr()
+    assert "Removed shared tensor" not in captured.out + captured.err
+    assert not [r for r in caplog.records if "shared tensor" in r.getMessage()]
+    with safe_open(str(tmp_path / "run" / "checkpoints" / "step-2" / "model.safetensors"), framework="pt") as f:
+        names = set(f.keys())
+    assert "model.embed_tokens.weight" in names
+    assert ("lm_head.weight" in names) == (not tie)
+
+
+def test_drop_tied_copies_keeps_an_undeclared_alias():
+    """Only names the model declares tied are dropped: any other shared tensor is left for Accelerate to
+    report, since transformers would not re-tie it on load."""
+    from seqlab.training.checkpointing import drop_tied_copies
+
+    class Aliased(torch.nn.Module):
+        _tied_weights_keys = {"head.weight": "embed.weight"}
+
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(4, 2)
+            self.head = torch.nn.Linear(2, 4, bias=False)
+            self.other = torch.nn.Linear(2, 4, bias=False)
+            self.head.weight = self.other.weight = self.embed.weight
+
+    wrapper = torch.nn.Sequential(Aliased())  # the prefix a wrapper adds (as DDP's "module.")
+    state = wrapper.state_dict()
+    drop_tied_copies([wrapper], [state], "unused")
+    assert set(state) == {"0.embed.weight", "0.other.weight"}

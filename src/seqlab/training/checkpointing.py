@@ -300,6 +300,43 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(staging, path)
 
 
+def drop_tied_copies(models, weights, output_dir) -> None:
+    """``Accelerator.register_save_state_pre_hook`` hook: leave tied weights out of a checkpoint the way
+    ``save_pretrained`` does.
+
+    safetensors cannot store two names for one tensor, so a tied LM head (``lm_head.weight``, the
+    embedding matrix) must go. Without this hook Accelerate drops it itself and warns on every save
+    ("Removed shared tensor"); here only the names the model declares tied in ``_tied_weights_keys``
+    go, and only while they really share storage, so an unexpected alias still warns. Loading re-ties
+    them (safetensors' ``load_model`` fills a missing alias from the tensor it shares).
+    """
+    from collections import defaultdict
+
+    from accelerate.utils import id_tensor_storage
+
+    for model, state_dict in zip(models, weights):
+        declared = _tied_targets(model)
+        aliases = defaultdict(list)
+        for name, tensor in state_dict.items():
+            if hasattr(tensor, "untyped_storage"):
+                aliases[id_tensor_storage(tensor)].append(name)
+        for names in aliases.values():
+            tied = [name for name in names if name in declared]
+            if len(names) > 1 and len(tied) < len(names):  # the source (an undeclared name) stays
+                for name in tied:
+                    del state_dict[name]
+
+
+def _tied_targets(model) -> set[str]:
+    """State-dict names of the weights that transformers re-ties on load (the keys of every module's
+    ``_tied_weights_keys`` dict), with the prefix of any wrapper (DDP's ``module.``, compile's ``_orig_mod.``)."""
+    targets = set()
+    for prefix, module in model.named_modules():
+        for target in getattr(module, "_tied_weights_keys", None) or {}:
+            targets.add(f"{prefix}.{target}" if prefix else target)
+    return targets
+
+
 def save_checkpoint(
     accelerator, output_dir: str | Path, progress: TrainingProgress, total_limit: int | None, scheduler=None
 ) -> Path:

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import SeqlabUsageError
 from ..tokenizer import fit_to_model
-from .checkpointing import write_text_atomic
+from .checkpointing import drop_tied_copies, write_text_atomic
 from .recipe import read_yaml, recipe_to_yaml, resolve_path
 
 OBJECTIVES = {"recurrent": "causal", "decoder": "causal", "encoder": "masked"}
@@ -59,7 +59,7 @@ def make_accelerator(recipe: Mapping[str, Any]):
         kwargs["cpu"] = True
     if recipe.get("torch_compile"):
         kwargs["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor")
-    return Accelerator(
+    accelerator = Accelerator(
         mixed_precision=resolve_mixed_precision(recipe["mixed_precision"]),
         log_with=None if recipe["report_to"] == "none" else recipe["report_to"],
         project_config=ProjectConfiguration(
@@ -68,6 +68,8 @@ def make_accelerator(recipe: Mapping[str, Any]):
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe["seed"]),
         **kwargs,
     )
+    accelerator.register_save_state_pre_hook(drop_tied_copies)  # checkpoints store tied weights once, quietly
+    return accelerator
 
 
 def release_accelerator(accelerator) -> None:
