@@ -23,6 +23,8 @@ TRANSFORMER = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_atten
 MODELS = {
     "decoder": lambda: DecoderForCausalLM(DecoderConfig(**TRANSFORMER)),
     "encoder": lambda: EncoderForMaskedLM(EncoderConfig(**TRANSFORMER)),
+    # seqlab's pretraining projects only the masked tokens: a data-dependent shape under the compiler
+    "encoder-sparse": lambda: EncoderForMaskedLM(EncoderConfig(**TRANSFORMER, sparse_prediction=True)),
     "recurrent": lambda: RecurrentForCausalLM(RecurrentConfig(
         vocab_size=64, cell_type="lstm", embedding_size=16, hidden_size=24, num_hidden_layers=2,
         embedding_dropout_prob=0.0, hidden_dropout_prob=0.0, output_dropout_prob=0.0,
@@ -33,7 +35,7 @@ MODELS = {
 def _batch(family):
     ids = torch.randint(5, 64, (4, 24), generator=torch.Generator().manual_seed(0))
     labels = ids.clone()
-    if family == "encoder":
+    if family.startswith("encoder"):
         labels[:, 1::3] = -100  # the masked-LM head scores only the chosen positions
     return {"input_ids": ids, "labels": labels}  # packed blocks: no attention_mask, the fast path
 

@@ -173,29 +173,57 @@ def test_output_attentions_under_sdpa_falls_back_to_eager_and_ignores_pads():
 # --- masked language modelling -----------------------------------------------------------------------
 
 
-def test_masked_lm_projects_only_masked_positions_and_matches_the_full_path():
+def test_masked_lm_returns_full_logits_by_default_and_sparse_ones_when_the_config_asks():
     model = make()
     ids = random_ids(2, 12)
     inputs, labels = masked_lm_labels(ids, [(0, 1), (0, 7), (1, 3), (1, 4), (1, 11)])
-    sparse = model(inputs, labels=labels)
     full = model(inputs).logits
-    assert full.shape == (2, 12, VOCAB)
+    dense = model(inputs, labels=labels)
+    assert full.shape == dense.logits.shape == (2, 12, VOCAB)  # what Trainer's compute_metrics recipes index
+    model.config.sparse_prediction = True
+    sparse = model(inputs, labels=labels)
     assert sparse.logits.shape == (5, VOCAB)
-    assert torch.allclose(sparse.logits, full[labels != -100], atol=1e-5)
+    torch.testing.assert_close(sparse.logits, full[labels != -100])
     manual = F.cross_entropy(full.reshape(-1, VOCAB), labels.reshape(-1), ignore_index=-100)
-    assert torch.allclose(sparse.loss, manual, atol=1e-5)
+    for out in (sparse, dense):
+        torch.testing.assert_close(out.loss, manual)
     summed = model(inputs, labels=labels, num_items_in_batch=10).loss
-    assert torch.allclose(summed, manual * 5 / 10, atol=1e-5)
+    torch.testing.assert_close(summed, manual * 5 / 10)
+
+
+@pytest.mark.parametrize("num_items_in_batch", [None, 12])
+def test_sparse_prediction_changes_neither_the_loss_nor_any_gradient(num_items_in_batch):
+    inputs, labels = masked_lm_labels(random_ids(3, 10), [(0, 0), (0, 9), (1, 4), (2, 2), (2, 3), (2, 8)])
+    results = []
+    for sparse in (False, True):
+        model = make(sparse_prediction=sparse, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1).train()
+        torch.manual_seed(3)  # the same dropout masks on both paths
+        loss = model(inputs, labels=labels, num_items_in_batch=num_items_in_batch).loss
+        loss.backward()
+        results.append((loss.detach(), {name: p.grad for name, p in model.named_parameters()}))
+    (dense_loss, dense_grads), (sparse_loss, sparse_grads) = results
+    torch.testing.assert_close(sparse_loss, dense_loss)
+    assert dense_grads.keys() == sparse_grads.keys()
+    for name, grad in dense_grads.items():
+        torch.testing.assert_close(sparse_grads[name], grad, msg=name)
+
+
+def test_sparse_prediction_must_be_a_boolean():
+    with pytest.raises(ValueError, match="sparse_prediction must be true or false"):
+        EncoderConfig(**TINY, sparse_prediction="yes")
 
 
 def test_masked_lm_with_nothing_masked_gives_a_zero_loss_that_backpropagates():
     model = make()
     model.train()
     ids = random_ids(2, 6)
-    out = model(ids, labels=torch.full_like(ids, -100))
-    assert out.logits.shape == (0, VOCAB) and out.loss.item() == 0.0
-    out.loss.backward()
-    assert model.lm_head.dense.weight.grad is not None
+    for sparse, shape in ((True, (0, VOCAB)), (False, (2, 6, VOCAB))):
+        model.config.sparse_prediction = sparse
+        model.zero_grad()
+        out = model(ids, labels=torch.full_like(ids, -100))
+        assert out.logits.shape == shape and out.loss.item() == 0.0
+        out.loss.backward()
+        assert model.lm_head.dense.weight.grad is not None
 
 
 def test_masked_lm_learns_to_fill_the_mask():

@@ -34,6 +34,8 @@ def build_pair(family: str, settings: Settings, tokenizer) -> tuple[nn.Module, n
     shape = settings.shape
     token_kwargs = {**token_config_kwargs(tokenizer), "vocab_size": max(shape.vocab_size, len(tokenizer))}
     extra = {} if family == "recurrent" else {"attn_implementation": "sdpa"}
+    if family == "encoder":
+        extra["sparse_prediction"] = True  # what seqlab's pretraining uses: logits at the masked tokens only
     config = load_model_config(family, settings.size, settings.config_dir, **token_kwargs, **extra)
     if family != "recurrent" and shape.seq_len > config.max_position_embeddings:
         raise ValueError(

@@ -55,6 +55,12 @@ class EncoderConfig(PreTrainedConfig):
         position_embedding_type: ``"learned"`` (a trained table, one vector per position) or
             ``"sinusoidal"`` (the fixed sine/cosine positional encoding of "Attention Is All You Need").
         tie_word_embeddings: share the input embedding matrix with the masked-LM decoder.
+        sparse_prediction: when ``labels`` are given, run the masked-LM vocabulary projection only at the
+            masked positions (``labels != -100``, about 15%) and return logits of shape
+            ``(num_masked, vocab_size)``, as ModernBERT's switch of the same name does. Off by default, so
+            logits keep the ``(batch, length, vocab_size)`` shape that ``Trainer``'s ``compute_metrics`` and
+            ``preprocess_logits_for_metrics`` recipes expect; seqlab's own pretraining turns it on for speed.
+            The loss is the same either way.
         pad_token_id, bos_token_id, eos_token_id, mask_token_id: ids of ``<pad>``, ``<s>`` (read as
             the ``[CLS]`` token by the classifier), ``</s>`` and ``<mask>`` in the shared seqlab
             tokenizer (``<pad> <s> </s> <unk> <mask>`` are ids 0..4).
@@ -90,6 +96,7 @@ class EncoderConfig(PreTrainedConfig):
         initializer_range: float = 0.02,
         position_embedding_type: str = "learned",
         tie_word_embeddings: bool = True,
+        sparse_prediction: bool = False,
         pad_token_id: int | None = 0,
         bos_token_id: int | None = 1,
         eos_token_id: int | list[int] | None = 2,
@@ -110,6 +117,7 @@ class EncoderConfig(PreTrainedConfig):
         self.position_embedding_type = position_embedding_type
         # transformers 5 no longer declares these on the base config: without them tying silently stops
         self.tie_word_embeddings = tie_word_embeddings
+        self.sparse_prediction = sparse_prediction
         self.pad_token_id = pad_token_id
         self.bos_token_id = bos_token_id
         self.eos_token_id = eos_token_id
@@ -145,6 +153,8 @@ class EncoderConfig(PreTrainedConfig):
                 f"{name}.position_embedding_type must be one of {list(POSITION_EMBEDDING_TYPES)}, "
                 f"got {self.position_embedding_type!r}."
             )
+        if not isinstance(self.sparse_prediction, bool):
+            raise ValueError(f"{name}.sparse_prediction must be true or false, got {self.sparse_prediction!r}.")
         for field in ("pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id"):
             _check_token_id(name, field, getattr(self, field), self.vocab_size)
 

@@ -311,10 +311,11 @@ class EncoderModel(EncoderPreTrainedModel):
 class EncoderForMaskedLM(EncoderPreTrainedModel):
     """The encoder with BERT's masked-language-modelling head.
 
-    Logits: without ``labels``, ``(batch, sequence, vocab_size)``. With ``labels``, the head runs
-    only where ``labels != -100`` (the masked tokens, ~15%), which is where most of the pretraining
-    time would otherwise go: ``logits`` then has shape ``(num_masked, vocab_size)``, its rows in the
-    order of ``labels[labels != -100]``, and ``loss`` is their mean cross entropy.
+    Logits have shape ``(batch, sequence, vocab_size)``, as every transformers masked LM returns them.
+    With ``config.sparse_prediction`` and ``labels`` given, the head runs only where ``labels != -100``
+    (the masked tokens, ~15%), which is where most of the pretraining time would otherwise go:
+    ``logits`` then has shape ``(num_masked, vocab_size)``, its rows in the order of
+    ``labels[labels != -100]``. Either way ``loss`` is the mean cross entropy over the masked tokens.
     """
 
     _tied_weights_keys = {"lm_head.decoder.weight": "model.embed_tokens.weight"}
@@ -368,20 +369,28 @@ class EncoderForMaskedLM(EncoderPreTrainedModel):
         else:
             labels = labels.to(hidden_states.device)
             is_masked = labels != -100
-            logits = self.lm_head(hidden_states[is_masked])
-            targets = labels[is_masked]
-            num_items_in_batch = kwargs.get("num_items_in_batch")
-            if targets.numel() == 0:
-                loss = logits.sum() * 0.0  # nothing masked: a zero that keeps the graph (and DDP) intact
-            elif num_items_in_batch is None:
-                loss = F.cross_entropy(logits.float(), targets)
+            if self.config.sparse_prediction:
+                logits = scored = self.lm_head(hidden_states[is_masked])
             else:
-                loss = F.cross_entropy(logits.float(), targets, reduction="sum") / num_items_in_batch
+                logits = self.lm_head(hidden_states)
+                scored = logits[is_masked]
+            # the same rows and the same reduction on both paths, so the loss does not depend on the switch
+            loss = _masked_lm_loss(scored, labels[is_masked], kwargs.get("num_items_in_batch"))
 
         output = MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
         return output if return_dict else output.to_tuple()
+
+
+def _masked_lm_loss(logits: torch.Tensor, targets: torch.Tensor, num_items_in_batch) -> torch.Tensor:
+    """Mean cross entropy of the masked tokens' logits ``(num_masked, vocab)``; a sum divided by
+    ``num_items_in_batch`` when Trainer passes it (gradient accumulation)."""
+    if targets.numel() == 0:
+        return logits.sum() * 0.0  # nothing masked: a zero that keeps the graph (and DDP) intact
+    if num_items_in_batch is None:
+        return F.cross_entropy(logits.float(), targets)
+    return F.cross_entropy(logits.float(), targets, reduction="sum") / num_items_in_batch
 
 
 def _classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
