@@ -1,4 +1,4 @@
-"""Fine-tune a sequence classifier from a pretrained seqlab language model, or from scratch.
+r"""Fine-tune a sequence classifier from a pretrained seqlab language model, or from scratch.
 
     accelerate launch scripts/finetune.py --config configs/finetune/sst2-tiny.yaml \
         --model_name_or_path runs/decoder-tiny --num_train_examples 100 --seed 1 --output_dir runs/ft
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     import seqlab  # noqa: F401  (registers the model families with the Auto classes)
     from seqlab.training import FINETUNE_FIELDS, recipe_from_argv, run_finetuning
 
-    recipe = recipe_from_argv(sys.argv[1:] if argv is None else argv, FINETUNE_FIELDS)
+    recipe = recipe_from_argv(sys.argv[1:] if argv is None else argv, FINETUNE_FIELDS, description=__doc__)
     metrics = run_finetuning(recipe)
     keys = ("family", "strategy", "num_train_examples", "step", "eval_accuracy", "eval_f1", "eval_files",
             "stopped_at_step")

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     import seqlab  # noqa: F401  (registers the model families with the Auto classes)
     from seqlab.training import PRETRAIN_FIELDS, recipe_from_argv, run_pretraining
 
-    recipe = recipe_from_argv(sys.argv[1:] if argv is None else argv, PRETRAIN_FIELDS)
+    recipe = recipe_from_argv(sys.argv[1:] if argv is None else argv, PRETRAIN_FIELDS, description=__doc__)
     metrics = run_pretraining(recipe)
     summary = {k: metrics[k] for k in ("family", "step", "eval_loss", "eval_perplexity", "stopped_at_step") if k in metrics}
     if int(os.environ.get("RANK", "0")) == 0:  # one summary, not one per process

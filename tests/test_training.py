@@ -417,3 +417,25 @@ def test_drop_tied_copies_keeps_an_undeclared_alias():
     state = wrapper.state_dict()
     drop_tied_copies([wrapper], [state], "unused")
     assert set(state) == {"0.embed.weight", "0.other.weight"}
+
+
+@pytest.mark.parametrize("script, fields", [("pretrain", PRETRAIN_FIELDS), ("finetune", FINETUNE_FIELDS)])
+def test_script_help_shows_each_recipe_key_with_kind_meaning_and_default(script, fields, repo_root):
+    result = subprocess.run(
+        [sys.executable, str(repo_root / "scripts" / f"{script}.py"), "--help"],
+        capture_output=True, text=True, env=_cli_env(repo_root), timeout=120,
+    )
+    assert result.returncode == 0 and result.stderr == ""
+    text = " ".join(result.stdout.split())  # argparse wraps long help lines
+    assert f"{script}.py --config RECIPE.yaml" in text
+    assert text.count("default: ") >= len(fields)  # one per key
+    for key, field in fields.items():
+        option = f"--{key}.KEY VALUE" if field.kind == "dict" else f"--{key} {field.kind.upper()}"
+        assert option in text, option
+    lr = fields["learning_rate"]
+    assert f"--learning_rate FLOAT {lr.help}; default: {lr.default!r}" in text
+    assert "one of: linear, cosine," in text  # choices are listed
+    assert "--save_model BOOL write the final model and tokenizer with save_pretrained; default: true" in text
+    if script == "finetune":
+        assert "--eval_file PATH" in text and "default: 3.0" in text
+        assert "--model_name_or_path runs/decoder-tiny" in text  # the script's own docstring comes first

@@ -59,7 +59,7 @@ def _shared_fields(**defaults: Any) -> dict[str, Field]:
         "overwrite_output_dir": Field("bool", False, "replace an existing, non-empty output_dir"),
         "seed": Field("int", 42, "seed of model initialisation, data order, dropout and masking"),
         "per_device_train_batch_size": Field("int", 32, "sequences per process per micro-batch"),
-        "per_device_eval_batch_size": Field("int", None, "evaluation batch size (default: the training one)"),
+        "per_device_eval_batch_size": Field("int", None, "evaluation batch size (unset: the training one)"),
         "gradient_accumulation_steps": Field("int", 1, "micro-batches per optimizer step"),
         "learning_rate": Field("float", 5e-4, "peak learning rate of AdamW"),
         "weight_decay": Field("float", 0.01, "AdamW weight decay of matrices (biases and norms are not decayed)"),
@@ -73,9 +73,9 @@ def _shared_fields(**defaults: Any) -> dict[str, Field]:
         "max_train_tokens": Field(
             "int", None, "token budget, turned into optimizer steps (compare families at equal tokens)"
         ),
-        "num_train_epochs": Field("float", None, "passes over the training data (default 1 when no budget is given)"),
+        "num_train_epochs": Field("float", None, "passes over the training data (unset: 1 when no other budget is given)"),
         "max_grad_norm": Field("float", 1.0, "gradient clipping threshold (0 or null: no clipping)"),
-        "mixed_precision": Field("str", "auto", "auto (bf16 on a GPU that has it, else no), no, bf16, fp16", MIXED_PRECISION_CHOICES),
+        "mixed_precision": Field("str", "auto", "auto: bf16 on a GPU that has it, else no", MIXED_PRECISION_CHOICES),
         "logging_steps": Field("int", 10, "optimizer steps between train_log.jsonl records"),
         "eval_steps": Field("int", None, "optimizer steps between evaluations (always evaluated at the end)"),
         "max_eval_batches": Field("int", None, "evaluate on the first N batches' worth of the validation split (null: all of it)"),
@@ -88,7 +88,7 @@ def _shared_fields(**defaults: Any) -> dict[str, Field]:
             "weights to output_dir/debug"
         ),
         "report_to": Field("str", "none", "experiment tracker through Accelerate", REPORT_TO_CHOICES),
-        "run_name": Field("str", None, "tracker project/run name (default: the output_dir name)"),
+        "run_name": Field("str", None, "tracker project/run name (unset: the output_dir name)"),
         "dataloader_num_workers": Field("int", 0, "DataLoader worker processes"),
         "torch_compile": Field("bool", False, "compile the model with torch.compile (GPU throughput)"),
         "save_model": Field("bool", True, "write the final model and tokenizer with save_pretrained"),
@@ -135,13 +135,13 @@ FINETUNE_FIELDS: dict[str, Field] = {
     "model_name_or_path": Field("str", None, "pretrained LM folder, or 'scratch' for fresh weights"),
     "model_config": Field("str", None, "for scratch: model YAML or folder whose config to copy"),
     "model": Field("dict", {}, "config overrides, e.g. --model.classifier_dropout_prob 0.2"),
-    "tokenizer_path": Field("str", None, "tokenizer folder (default: the model folder)"),
+    "tokenizer_path": Field("str", None, "tokenizer folder (unset: the model folder)"),
     "dataset": Field("str", "sst2_sentence", "labelled data key or file"),
     "train_split": Field("str", "train", "split to fine-tune on"),
     "eval_split": Field("str", "validation", "split to evaluate on"),
     "eval_files": Field("list", [], "extra labelled files scored with the final classifier (--eval_file, repeatable)"),
     "max_length": Field("int", 128, "truncate texts to this many tokens"),
-    "num_labels": Field("int", None, "classes (default: from the data)"),
+    "num_labels": Field("int", None, "classes (unset: from the data)"),
     "num_train_examples": Field("int", None, "stratified subset of the training split chosen by seed (null: all)"),
     "dev_examples": Field("int", None, "carve a stratified dev set of this size off the training split (fixed by "
                           "dev_seed, never trained on) and score it as dev_*: select settings on it, not on eval_split"),
@@ -150,9 +150,9 @@ FINETUNE_FIELDS: dict[str, Field] = {
     "ulmfit_lr_decay": Field("float", 2.6, "ULMFiT: each lower layer group trains at lr / decay^depth"),
     "ulmfit_cut_frac": Field("float", 0.1, "ULMFiT: fraction of steps the slanted triangular schedule rises"),
     "ulmfit_ratio": Field("float", 32.0, "ULMFiT: ratio of the peak to the lowest learning rate"),
-    "ulmfit_unfreeze_steps": Field("int", None, "ULMFiT: steps between unfreezing layer groups (default: one epoch)"),
+    "ulmfit_unfreeze_steps": Field("int", None, "ULMFiT: steps between unfreezing layer groups (unset: one epoch)"),
 }
-FINETUNE_FIELDS["num_train_epochs"] = Field("float", 3.0, FINETUNE_FIELDS["num_train_epochs"].help)
+FINETUNE_FIELDS["num_train_epochs"] = Field("float", 3.0, "passes over the training data (when no other budget is given)")
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -355,22 +355,66 @@ def parse_overrides(argv: Sequence[str], fields: Mapping[str, Field], repeatable
     return overrides
 
 
-def recipe_from_argv(argv: Sequence[str], fields: Mapping[str, Field]) -> dict[str, Any]:
-    """The recipe a script runs: ``--config FILE`` under the other ``--key value`` overrides."""
+def recipe_from_argv(argv: Sequence[str], fields: Mapping[str, Field], description: str | None = None) -> dict[str, Any]:
+    """The recipe a script runs: ``--config FILE`` under the other ``--key value`` overrides.
+
+    ``-h``/``--help`` prints ``description`` (the script's docstring) and every recipe key with its
+    kind, meaning and default, then exits.
+    """
     if any(arg in ("-h", "--help") for arg in argv):
-        print(_help_text(fields))
+        print(help_text(fields, description))
         raise SystemExit(0)
     overrides = parse_overrides(argv, fields)
     return resolve_recipe(None, fields, overrides)
 
 
-def _help_text(fields: Mapping[str, Field]) -> str:
-    width = max(len(key) for key in fields)
+_METAVARS = {"int": "INT", "float": "FLOAT", "bool": "BOOL", "str": "STR", "list": "LIST", "dict": "VALUE"}
+
+
+def help_text(fields: Mapping[str, Field], description: str | None = None) -> str:
+    """``--help`` of a recipe-driven script, formatted by argparse as every other script's help is.
+
+    The recipe is parsed by ``parse_overrides`` (nested ``--model.KEY`` keys, repeatable
+    ``--eval_file``), so this parser only formats the schema; it never parses arguments.
+    """
+    import argparse
+
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "seqlab"
-    lines = [f"usage: {program} --config RECIPE.yaml [--key value ...]", "", "recipe keys (default):"]
+    parser = argparse.ArgumentParser(
+        prog=program,
+        usage="%(prog)s --config RECIPE.yaml [--key value ...]",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    keys = parser.add_argument_group(
+        "recipe keys",
+        "Set in the YAML recipe or as --key value (the command line wins). BOOL: true/false, a bare --key "
+        "means true; LIST: comma-separated or a YAML list; null unsets a key.",
+    )
     for key, field in sorted(fields.items()):
-        lines.append(f"  --{key:<{width}}  {field.help} ({field.default!r})")
-    return "\n".join(lines)
+        option = f"--{key}.KEY" if field.kind == "dict" else f"--{key}"
+        keys.add_argument(option, metavar=_METAVARS[field.kind], help=_field_help(field))
+    if "eval_files" in fields:
+        keys.add_argument("--eval_file", metavar="PATH", help="one more eval_files entry; repeatable")
+    return parser.format_help().rstrip()
+
+
+def _field_help(field: Field) -> str:
+    parts = [field.help]
+    if field.choices:
+        parts.append(f"one of: {', '.join(field.choices)}")
+    parts.append(f"default: {_default_text(field.default)}")
+    return "; ".join(part for part in parts if part).replace("%", "%%")  # argparse formats help with %
+
+
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()  # as YAML and the command line spell it
+    if value in ({}, []):
+        return "empty"
+    return repr(value)
 
 
 def resolve_path(value: str | os.PathLike, recipe: Mapping[str, Any]) -> Path:
