@@ -290,7 +290,33 @@ def test_masked_lm_checkpoint_feeds_the_body_and_the_classifier(tmp_path):
     assert_same_weights(body, mlm.model)
     classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=2)
     assert torch.equal(classifier.model.embed_tokens.weight, mlm.model.embed_tokens.weight)
-    assert classifier.classifier.weight.shape == (2, TINY["hidden_size"])
+    assert classifier.classifier.out_proj.weight.shape == (2, TINY["hidden_size"])
+    # every parameter the classifier adds is under `classifier`, the name PEFT saves with an adapter
+    body = {f"model.{name}" for name in mlm.model.state_dict()}
+    new = {name for name in classifier.state_dict() if name not in body}
+    assert new and all(name.startswith("classifier.") for name in new), sorted(new)
+
+
+def test_classifier_saved_with_the_earlier_head_layout_loads_and_saves_the_new_names(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = make(EncoderForSequenceClassification, num_labels=3, initializer_range=0.2)
+    model.save_pretrained(tmp_path / "old")
+    weights = tmp_path / "old" / "model.safetensors"
+    earlier = {  # the layout before the head moved under `classifier`: pooler.dense + classifier
+        name.replace("classifier.dense.", "pooler.dense.").replace("classifier.out_proj.", "classifier."): tensor
+        for name, tensor in load_file(weights).items()
+    }
+    assert "pooler.dense.weight" in earlier and "classifier.weight" in earlier
+    save_file(earlier, weights, metadata={"format": "pt"})
+    ids, mask = pad_batch([random_ids(1, 6)[0], random_ids(1, 3)[0]], "right")
+    loaded, info = AutoModelForSequenceClassification.from_pretrained(tmp_path / "old", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert_same_weights(loaded, model)
+    loaded.save_pretrained(tmp_path / "new")
+    assert set(load_file(tmp_path / "new" / "model.safetensors")) == set(model.state_dict())
+    again = EncoderForSequenceClassification.from_pretrained(tmp_path / "new").eval()
+    assert torch.equal(again(ids, attention_mask=mask).logits, model(ids, attention_mask=mask).logits)
 
 
 # --- sequence classification -------------------------------------------------------------------------
@@ -306,8 +332,8 @@ def test_classifier_pools_the_first_real_token_under_left_and_right_padding():
     ids, _ = pad_batch(sequences, "left")  # no mask: the pad id tells where each sentence starts
     assert model._first_token_index(ids, None, 2, ids.device).tolist() == [0, 4]
     hidden = model.model(sequences[0][None]).last_hidden_state
-    pooled = torch.tanh(model.pooler.dense(hidden[:, 0]))
-    assert torch.allclose(model.classifier(pooled), alone[:1], atol=1e-6)
+    pooled = torch.tanh(model.classifier.dense(hidden[:, 0]))
+    assert torch.allclose(model.classifier.out_proj(pooled), alone[:1], atol=1e-6)
 
 
 def test_classifier_loss_is_cross_entropy():

@@ -164,16 +164,33 @@ class EncoderMaskedLMHead(nn.Module):
         return self.decoder(self.layer_norm(F.gelu(self.dense(hidden_states))))
 
 
-class EncoderPooler(nn.Module):
-    """Summarises a sentence by its first real token (``<s>``, the ``[CLS]`` of BERT): dense + tanh."""
+class EncoderClassificationHead(nn.Module):
+    """BERT's sentence head on the first real token (``<s>``, the ``[CLS]``): dense + tanh (BERT's
+    pooler), dropout, then the output layer.
+
+    Both linear layers are new when a masked LM is loaded as a classifier, so both live in this one
+    module named ``classifier`` (``dense`` + ``out_proj``, the layout of transformers'
+    ``RobertaClassificationHead``): PEFT saves modules named ``classifier`` by default
+    (``modules_to_save``), so a reloaded adapter brings the whole head back, not a random pooler.
+    """
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
 
-    def forward(self, hidden_states: torch.Tensor, first_index: torch.Tensor) -> torch.Tensor:
-        batch = torch.arange(hidden_states.shape[0], device=hidden_states.device)
-        return torch.tanh(self.dense(hidden_states[batch, first_index]))
+    def forward(self, first_token_states: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(torch.tanh(self.dense(first_token_states))))
+
+
+# Checkpoints written before the head moved under `classifier` kept the pooler apart; loading renames their keys.
+_LEGACY_HEAD_KEYS = {
+    r"^pooler\.dense\.": "classifier.dense.",
+    r"^classifier\.weight$": "classifier.out_proj.weight",
+    r"^classifier\.bias$": "classifier.out_proj.bias",
+}
 
 
 class EncoderPreTrainedModel(PreTrainedModel):
@@ -415,7 +432,8 @@ def _classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> 
 
 class EncoderForSequenceClassification(EncoderPreTrainedModel):
     """Sentence classification as in BERT: the first token (``<s>``), which reads every other token
-    through bidirectional attention, pooled by dense + tanh, then dropout and a linear layer.
+    through bidirectional attention, pooled by dense + tanh, then dropout and a linear layer (all of
+    the head in ``classifier``, see ``EncoderClassificationHead``).
 
     With left padding the first *real* token is used: found from ``attention_mask``, or without a
     mask as the first token that is not ``pad_token_id``.
@@ -425,11 +443,23 @@ class EncoderForSequenceClassification(EncoderPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.model = EncoderModel(config)
-        self.pooler = EncoderPooler(config)
-        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = EncoderClassificationHead(config)
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, *args, key_mapping: dict | None = None, **kwargs):
+        """``PreTrainedModel.from_pretrained``; a checkpoint saved with the earlier head layout
+        (``pooler.dense`` + ``classifier``) loads into ``classifier.dense`` + ``classifier.out_proj``."""
+        loaded = super().from_pretrained(*args, key_mapping={**_LEGACY_HEAD_KEYS, **(key_mapping or {})}, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        # transformers reverses a load-time renaming when saving: the renaming is one-way (always save the new names)
+        conversions = getattr(model, "_weight_conversions", None)
+        if conversions:
+            legacy = set(_LEGACY_HEAD_KEYS)
+            model._weight_conversions = [
+                c for c in conversions if not set(getattr(c, "source_patterns", ())) & legacy
+            ]
+        return loaded
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
@@ -470,7 +500,8 @@ class EncoderForSequenceClassification(EncoderPreTrainedModel):
         )
         hidden_states = outputs.last_hidden_state
         first = self._first_token_index(input_ids, attention_mask, hidden_states.shape[0], hidden_states.device)
-        logits = self.classifier(self.dropout(self.pooler(hidden_states, first)))
+        batch = torch.arange(hidden_states.shape[0], device=hidden_states.device)
+        logits = self.classifier(hidden_states[batch, first])
         loss = _classification_loss(self.config, logits, labels) if labels is not None else None
         output = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
