@@ -188,3 +188,77 @@ def test_script_reports_a_missing_key_without_traceback_or_output(repo_root, tmp
     assert result.stderr.startswith("error: unknown dataset 'no_such_key'")
     assert "sst2" in result.stderr and "Traceback" not in result.stderr
     assert not output.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# model_max_length: a tokenizer truncates where the model it is saved with needs it
+# ----------------------------------------------------------------------------------------------
+
+
+def _saved_length(folder) -> int:
+    import json
+
+    return json.loads((folder / "tokenizer_config.json").read_text())["model_max_length"]
+
+
+def test_script_takes_model_max_length_from_the_model_config(repo_root, tmp_path):
+    common = ["--dataset", "tinyshakespeare", "--vocab_size", "300", "--max_texts", "200"]
+    for name, extra, expected in [
+        ("default", [], 256),  # the tiny models' position table, not 1024
+        ("tiny", ["--model_config", "configs/models/decoder-tiny.yaml"], 256),
+        ("small", ["--model_config", "configs/models/encoder-small.yaml"], 512),
+        ("shorter", ["--model_config", "configs/models/decoder-small.yaml", "--model_max_length", "128"], 128),
+    ]:
+        result = _run_script(repo_root, *common, *extra, "--output_dir", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        assert _saved_length(tmp_path / name) == expected, name
+
+    refused = _run_script(repo_root, *common, "--model_config", "configs/models/decoder-tiny.yaml",
+                          "--model_max_length", "1024", "--output_dir", str(tmp_path / "long"))
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == (
+        "error: --model_max_length 1024 exceeds max_position_embeddings=256 of configs/models/decoder-tiny.yaml: "
+        "the model would reject what the tokenizer lets through; lower --model_max_length or leave it out"
+    )
+    assert not (tmp_path / "long").exists()
+
+
+def test_model_max_length_must_be_a_length(training_lines):
+    with pytest.raises(SeqlabUsageError, match=r"model_max_length=0 must be an integer >= 2"):
+        train_tokenizer(training_lines[:50], vocab_size=300, model_max_length=0)
+
+
+def test_model_positions_reads_yaml_folder_and_overrides(repo_root, tmp_path, tokenizer):
+    from seqlab.models import DecoderConfig
+    from seqlab.training.runtime import model_positions
+
+    tiny = repo_root / "configs" / "models" / "decoder-tiny.yaml"
+    assert model_positions(tiny) == 256
+    assert model_positions(tiny, {"max_position_embeddings": 64}) == 64
+    DecoderConfig(max_position_embeddings=96, hidden_size=16, num_attention_heads=2).save_pretrained(tmp_path)
+    assert model_positions(tmp_path) == 96
+    with pytest.raises(SeqlabUsageError, match="neither a model YAML nor a model folder"):
+        model_positions(tmp_path / "missing.yaml")
+
+
+def test_trainer_saved_folder_truncates_long_inputs_in_a_pipeline(repo_root, training_lines, tmp_path):
+    """Trainer.save_model writes the tokenizer as it was given: with the old default (1024) a pipeline fed a
+    long text with truncation=True passed 1024 tokens to a 256-position model and failed."""
+    import torch
+    from transformers import Trainer, TrainingArguments, pipeline
+
+    from seqlab.models import DecoderConfig, DecoderForSequenceClassification
+    from seqlab.tokenizer import token_config_kwargs
+
+    tokenizer = train_tokenizer(training_lines, vocab_size=300)  # defaults, as train_tokenizer.py without options
+    config = DecoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                           max_position_embeddings=256, num_labels=2, **token_config_kwargs(tokenizer))
+    torch.manual_seed(0)
+    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to=[], use_cpu=True)
+    trainer = Trainer(model=DecoderForSequenceClassification(config), args=args, processing_class=tokenizer)
+    trainer.save_model(str(tmp_path / "folder"))
+
+    classify = pipeline("text-classification", model=str(tmp_path / "folder"))
+    long_text = " ".join(training_lines[:400])
+    assert len(tokenizer(long_text)["input_ids"]) > 1024
+    assert classify(long_text, truncation=True)[0]["label"] in {"LABEL_0", "LABEL_1"}

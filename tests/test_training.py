@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -439,3 +440,13 @@ def test_script_help_shows_each_recipe_key_with_kind_meaning_and_default(script,
     if script == "finetune":
         assert "--eval_file PATH" in text and "default: 3.0" in text
         assert "--model_name_or_path runs/decoder-tiny" in text  # the script's own docstring comes first
+
+
+def test_tokenizer_trained_by_a_recipe_truncates_at_the_model_positions(model_yamls, tmp_path):
+    from transformers import AutoTokenizer
+
+    recipe = tiny_recipe(SimpleNamespace(saved_folder=str(tmp_path / "tok")), model_yamls["decoder"], tmp_path / "run",
+                         max_steps=1, eval_steps=None, save_model=False,
+                         tokenizer_train={"sources": ["tinyshakespeare"], "vocab_size": 300, "max_texts": 300})
+    run_pretraining(recipe)
+    assert AutoTokenizer.from_pretrained(tmp_path / "tok").model_max_length == 64  # the YAML's position table

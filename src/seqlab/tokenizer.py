@@ -31,7 +31,11 @@ from .errors import SeqlabUsageError
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>"]
 PAD, BOS, EOS, UNK, MASK = SPECIAL_TOKENS
 TOKENIZER_KINDS = ("bpe", "wordpiece", "char")
-DEFAULT_MODEL_MAX_LENGTH = 1024
+# A tokenizer saved with a model truncates at that model's max_position_embeddings (fit_to_model, or
+# train_tokenizer.py --model_config). One trained without naming its model gets the shortest position
+# table of the shipped configs (the tiny ones), so `truncation=True` never lets through more tokens
+# than a seqlab model takes: 1024 made a folder assembled with Trainer.save_model reject long texts.
+DEFAULT_MODEL_MAX_LENGTH = 256
 _BYTE_ALPHABET_SIZE = 256
 
 
@@ -49,9 +53,11 @@ def train_tokenizer(
     ``vocab_size`` counts the special tokens. ``min_frequency`` is the fewest occurrences a BPE merge
     or WordPiece sub-word needs; the ``char`` kind keeps every character seen (the most frequent
     ones when there are more than ``vocab_size - 5``, the rest become ``<unk>``). ``length`` is the
-    number of texts, if known, for the progress bar.
+    number of texts, if known, for the progress bar. ``model_max_length`` is where ``truncation=True``
+    cuts: the ``max_position_embeddings`` of the model the tokenizer is meant for.
     """
     _check_kind_and_size(kind, vocab_size)
+    _check_model_max_length(model_max_length)
     if isinstance(texts, str):  # one text, not an iterable of its characters
         texts = [texts]
     seen = {"texts": 0}
@@ -89,6 +95,14 @@ def _check_kind_and_size(kind: str, vocab_size: int) -> None:
         raise SeqlabUsageError(
             f"vocab_size={vocab_size} is too small for a {kind!r} tokenizer: it needs at least {smallest} "
             f"({why}); choose vocab_size >= {smallest}"
+        )
+
+
+def _check_model_max_length(model_max_length: int) -> None:
+    if isinstance(model_max_length, bool) or not isinstance(model_max_length, int) or model_max_length < 2:
+        raise SeqlabUsageError(
+            f"model_max_length={model_max_length!r} must be an integer >= 2 (the longest input the model takes); "
+            "pass the model's max_position_embeddings"
         )
 
 
@@ -174,6 +188,7 @@ def train_tokenizer_from_sources(
 
     sources = [sources] if isinstance(sources, str) else list(sources)
     _check_kind_and_size(kind, vocab_size)
+    _check_model_max_length(model_max_length)
     refuse_evaluation_splits(sources, purpose="tokenizer training")
     output = Path(output_dir)
     if output.exists() and not overwrite and (not output.is_dir() or any(output.iterdir())):
@@ -288,7 +303,11 @@ def check_vocab_compatible(tokenizer: PreTrainedTokenizerFast, config: Any) -> N
 
 def fit_to_model(tokenizer: PreTrainedTokenizerFast, config: Any) -> PreTrainedTokenizerFast:
     """Set ``model_max_length`` to the model's ``max_position_embeddings`` before the pair is saved together,
-    so that ``truncation=True`` (and pipelines) cut long texts where the model needs them cut."""
+    so that ``truncation=True`` (and pipelines) cut long texts where the model needs them cut.
+
+    seqlab's own saves call it; call it yourself before saving a tokenizer beside a model by other means
+    (``Trainer.save_model``, ``save_pretrained`` of both).
+    """
     limit = getattr(config, "max_position_embeddings", None)
     if limit:
         tokenizer.model_max_length = int(limit)

@@ -23,6 +23,7 @@ from .runtime import (
     check_tracker,
     create_output_dir,
     make_accelerator,
+    model_positions,
     prepare_output_dir,
     release_accelerator,
     resolve_mixed_precision,
@@ -80,6 +81,8 @@ def obtain_tokenizer(accelerator, recipe: Mapping[str, Any]):
                 min_frequency=int(spec.get("min_frequency", 2)),
                 max_texts=spec.get("max_texts"),
                 show_progress=False,
+                # the folder may be reused beside this model (Trainer, pipelines): truncate where it must
+                model_max_length=model_positions(recipe["model_config"], recipe.get("model"), recipe),
             )
         accelerator.wait_for_everyone()
     return load_tokenizer(path)

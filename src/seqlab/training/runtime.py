@@ -125,6 +125,34 @@ def build_model_config(
     from ..tokenizer import token_config_kwargs
 
     path = resolve_path(model_config, recipe)
+    family, kwargs = _config_kwargs(path, model_config)
+    config_class = FAMILIES[family][0]
+    check_config_overrides(config_class, overrides, "the recipe's `model` overrides")
+    kwargs.update(overrides)
+    kwargs.update(token_config_kwargs(tokenizer, include_mask=family == "encoder"))
+    if "vocab_size" in overrides:  # a deliberately larger (padded) vocabulary; checked against the tokenizer
+        kwargs["vocab_size"] = overrides["vocab_size"]
+    kwargs.update(extra)
+    return family, _instantiate(config_class, kwargs, path)
+
+
+def model_positions(
+    model_config: str | os.PathLike, overrides: Mapping[str, Any] | None = None, recipe: Mapping[str, Any] | None = None
+) -> int:
+    """``max_position_embeddings`` of the model a model YAML or folder (plus ``overrides``) describes: the
+    ``model_max_length`` a tokenizer meant for that model should truncate at."""
+    from ..models import FAMILIES
+
+    path = resolve_path(model_config, recipe or {})
+    family, kwargs = _config_kwargs(path, model_config)
+    kwargs.update(overrides or {})
+    return int(_instantiate(FAMILIES[family][0], kwargs, path).max_position_embeddings)
+
+
+def _config_kwargs(path: Path, given: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """(family, config kwargs) of a model folder or model YAML, its keys checked against the family."""
+    from ..models import FAMILIES
+
     if path.is_dir():
         base = load_folder_config(path, "model_config")
         family = family_of_config(base)
@@ -141,22 +169,18 @@ def build_model_config(
         kwargs = spec
     else:
         raise SeqlabUsageError(
-            f"model_config {str(model_config)!r} is neither a model YAML nor a model folder; "
+            f"model_config {str(given)!r} is neither a model YAML nor a model folder; "
             "pass e.g. configs/models/decoder-tiny.yaml"
         )
-    config_class = FAMILIES[family][0]
-    check_config_overrides(config_class, kwargs, f"model config {path}")
-    check_config_overrides(config_class, overrides, "the recipe's `model` overrides")
-    kwargs.update(overrides)
-    kwargs.update(token_config_kwargs(tokenizer, include_mask=family == "encoder"))
-    if "vocab_size" in overrides:  # a deliberately larger (padded) vocabulary; checked against the tokenizer
-        kwargs["vocab_size"] = overrides["vocab_size"]
-    kwargs.update(extra)
+    check_config_overrides(FAMILIES[family][0], kwargs, f"model config {path}")
+    return family, kwargs
+
+
+def _instantiate(config_class, kwargs: dict[str, Any], path: Path):
     try:
-        config = config_class(**kwargs)
+        return config_class(**kwargs)
     except (TypeError, ValueError) as error:
         raise SeqlabUsageError(f"invalid model config from {path}: {error}") from None
-    return family, config
 
 
 def load_folder_config(path: Path, key: str):
