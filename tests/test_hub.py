@@ -38,8 +38,11 @@ def fake_run(folder, family, auto_name, tokenizer):
         if masked
         else {"eval_perplexity": 42.5, "eval_loss": 3.75, "train_loss": 3.5}
     )
+    metrics.update({"step": 10, "tokens_seen": 12800} if not classifier else {"step": 10})
     (folder / "metrics.json").write_text(json.dumps(metrics))
-    recipe = {"dataset": "sst2_sentence"} if classifier else {"datasets": ["general_english", "imdb:unsup", "imdb:train"]}
+    # a pretraining recipe.yaml holds mlm_probability whatever the family (the recipe has one schema)
+    recipe = {"dataset": "sst2_sentence"} if classifier else {
+        "datasets": ["general_english", "imdb:unsup", "imdb:train"], "mlm_probability": 0.15}
     (folder / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "learning_rate": 0.001, "max_steps": 10}))
     (folder / ".env").write_text("HF_TOKEN=hf_secret\n")
     (folder / "train_log.jsonl").write_text("{}\n")
@@ -71,19 +74,31 @@ def test_dry_run_export_loads_without_seqlab(tmp_path, tokenizer, family, auto_n
     assert data["license"] == "apache-2.0" and "seqlab" in data["tags"]
     _, results = model_index_to_eval_results(data["model-index"])
     expected = {
-        "text-classification": {"accuracy": 0.8125, "f1": 0.8},
+        "text-classification": {"accuracy": 0.8125, "macro-F1": 0.8},
         "fill-mask": {"masked_token_accuracy": 0.125, "loss": 6.5},  # an MLM's "perplexity" is not one
         "text-generation": {"perplexity": 42.5, "loss": 3.75},
     }[pipeline_tag]
     assert {r.metric_name: r.metric_value for r in results} == expected
     assert {r.task_type for r in results} == {pipeline_tag}
-    assert data["datasets"] == ["stanfordnlp/sst2" if pipeline_tag == "text-classification" else "stanfordnlp/imdb"]
+    # general_english has no Hub twin: it is listed under its seqlab key rather than left out
+    assert data["datasets"] == (
+        ["stanfordnlp/sst2"] if pipeline_tag == "text-classification" else ["general_english", "stanfordnlp/imdb"]
+    )
     assert "general English" in card.text or pipeline_tag == "text-classification"
     assert ("generating text" in card.text) == (pipeline_tag == "text-generation")
     assert "output_dir" not in card.text and "../shared" not in card.text  # no local paths on the Hub
     assert "trust_remote_code=True" in card.text and "Limitations and bias" in card.text
     if pipeline_tag == "text-classification":
         assert "| imdb.tsv | accuracy | 0.7000 |" in card.text  # --eval_file scores: in the table, not the index
+        f1 = next(r for r in results if r.metric_type == "f1")  # the evaluate id, with the average it used
+        assert f1.metric_name == "macro-F1" and f1.metric_args == {"average": "macro"}
+        assert "| sst2_sentence validation | macro-F1 | 0.8000 |" in card.text
+        assert "unweighted mean of the per-class F1" in card.text
+    # mlm_probability describes masked-LM training only; every card gives the vocabulary and the steps
+    assert ("`mlm_probability`: 0.15" in card.text) == (pipeline_tag == "fill-mask")
+    assert f"- vocabulary size: {len(tokenizer):,} tokens" in card.text
+    assert "- optimizer steps trained: 10" in card.text
+    assert ("(12,800 tokens)" in card.text) == (pipeline_tag != "text-classification")
 
     batch = dict(encode(tokenizer, ["O brave new world", "That has such people in't"]))
     with torch.no_grad():
@@ -179,3 +194,23 @@ def test_model_push_to_hub_carries_the_code(tmp_path, tokenizer, monkeypatch):
     assert model_repo == tokenizer_repo == "me/decoder"
     assert {"config.json", "model.safetensors", "modeling_decoder.py", "configuration_decoder.py"} <= model_files
     assert "tokenizer.json" in tokenizer_files
+
+
+@pytest.mark.parametrize("family, auto_name, task", [
+    ("recurrent", "AutoModelForCausalLM", "text-generation"),
+    ("decoder", "AutoModelForCausalLM", "text-generation"),
+    ("encoder", "AutoModelForMaskedLM", "fill-mask"),
+])  # fmt: skip
+def test_language_model_card_usage_example_runs(tmp_path, tokenizer, family, auto_name, task, capsys):
+    """The card's pipeline example (generation, or fill-mask for the encoder) runs as written on the export."""
+    run, export = tmp_path / "run", tmp_path / "export"
+    fake_run(run, family, auto_name, tokenizer)
+    export_for_hub(run, export, repo_id="someone/seqlab-test")
+    text = ModelCard.load(export / "README.md").text
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    example = next(block for block in blocks if f'pipeline("{task}"' in block)
+    assert ("generated_text" in example) == (task == "text-generation") and ("<mask>" in example) == (task == "fill-mask")
+    torch.manual_seed(0)
+    exec(compile(example.replace("someone/seqlab-test", str(export)), "card example", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.strip() and ("The film" in printed if task == "text-generation" else "'token_str'" in printed)

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -65,28 +66,40 @@ def _data_keys(recipe: dict, is_classifier: bool) -> list[str]:
     return list(dict.fromkeys(str(s).split(":")[0] for s in sources))
 
 
-def _metric_names(kind: str) -> dict[str, str]:
-    """metrics.json key (after eval_) -> the name shown on the card, per kind of model."""
+@dataclass(frozen=True)
+class _Metric:
+    type: str  # the evaluate / Hub metric id
+    name: str  # what the card shows
+    average: str | None = None  # how a multi-class score averages its classes (a model-index metric arg)
+
+    @property
+    def args(self) -> dict | None:
+        return {"average": self.average} if self.average else None
+
+
+def _metrics_of(kind: str) -> dict[str, _Metric]:
+    """metrics.json key (after eval_) -> the metric it is, per kind of model."""
     return {
-        "classifier": {"accuracy": "accuracy", "f1": "f1"},
-        "causal": {"perplexity": "perplexity", "loss": "loss"},
-        "masked": {"accuracy": "masked_token_accuracy", "loss": "loss"},
+        # seqlab's f1 averages the per-class F1 scores without weights (seqlab.metrics.classification_metrics)
+        "classifier": {"accuracy": _Metric("accuracy", "accuracy"), "f1": _Metric("f1", "macro-F1", average="macro")},
+        "causal": {"perplexity": _Metric("perplexity", "perplexity"), "loss": _Metric("loss", "loss")},
+        "masked": {"accuracy": _Metric("accuracy", "masked_token_accuracy"), "loss": _Metric("loss", "loss")},
     }[kind]
 
 
 def _evaluation(metrics: dict, kind: str, keys: list[str]):
     """The card's evaluation table (validation data and any --eval_file) and the model-index results."""
-    names = _metric_names(kind)
+    known = _metrics_of(kind)
     validation = {
-        names[key[len("eval_") :]]: value
+        known[key[len("eval_") :]]: value
         for key, value in flatten_numbers({k: v for k, v in metrics.items() if k != "eval_files"}).items()
-        if key.startswith("eval_") and key[len("eval_") :] in names
+        if key.startswith("eval_") and key[len("eval_") :] in known
     }
     extra = {
-        (file, names[name]): value
+        (file, known[name]): value
         for key, value in flatten_numbers(metrics.get("eval_files") or {}).items()
         for file, name in [key.rsplit("/", 1)]
-        if name in names
+        if name in known
     }
     if not validation and not extra:
         return "No evaluation results were recorded for this run (metrics.json is missing or empty).", []
@@ -96,9 +109,15 @@ def _evaluation(metrics: dict, kind: str, keys: list[str]):
     else:  # language models are scored on documents held out from their own pretraining mixture
         data = "held-out pretraining documents"
         dataset_type = None
+    rows = sorted(validation.items(), key=lambda item: item[0].name)
     lines = ["| data | metric | value |", "|---|---|---|"]
-    lines += [f"| {data} | {name} | {value:.4f} |" for name, value in sorted(validation.items())]
-    lines += [f"| {file} | {name} | {value:.4f} |" for (file, name), value in sorted(extra.items())]
+    lines += [f"| {data} | {metric.name} | {value:.4f} |" for metric, value in rows]
+    lines += [
+        f"| {file} | {metric.name} | {value:.4f} |"
+        for (file, metric), value in sorted(extra.items(), key=lambda item: (item[0][0], item[0][1].name))
+    ]
+    if any(metric.name == "macro-F1" for metric in [*validation, *(metric for _, metric in extra)]):
+        lines += ["", "macro-F1 is the unweighted mean of the per-class F1 scores, so every class counts equally."]
     task_type = {"classifier": "text-classification", "causal": "text-generation", "masked": "fill-mask"}[kind]
     results = [
         EvalResult(
@@ -106,11 +125,12 @@ def _evaluation(metrics: dict, kind: str, keys: list[str]):
             dataset_type=dataset_type or "+".join(keys) or "unknown",
             dataset_name=data,
             dataset_split="validation",
-            metric_type=name,
-            metric_name=name,
+            metric_type=metric.type,
+            metric_name=metric.name,
+            metric_args=metric.args,
             metric_value=value,
         )
-        for name, value in sorted(validation.items())
+        for metric, value in rows
     ]
     return "\n".join(lines), results
 
@@ -128,14 +148,31 @@ def _family_text(family: str, config, num_parameters: int) -> str:
 def _training_data(keys: list[str], recipe: dict, is_classifier: bool) -> str:
     if not keys:
         return "Not recorded."
-    lines = [f"- `{key}`: {_DATASETS.get(key, (None, 'a local file'))[1]}" for key in keys]
+    lines = [f"- `{key}`: {_source_text(key)}" for key in keys]
     sources = recipe.get("dataset") if is_classifier else ", ".join(str(s) for s in recipe.get("datasets") or [])
     return f"Sources as given to seqlab (`{sources}`):\n\n" + "\n".join(lines)
 
 
-def _procedure(recipe: dict) -> str:
-    kept = {k: recipe[k] for k in _PROCEDURE_KEYS if recipe.get(k) is not None}
-    return "\n".join(f"- `{k}`: {v}" for k, v in kept.items()) if kept else "The recipe was not recorded."
+def _source_text(key: str) -> str:
+    if key not in _DATASETS:
+        return "a local file"
+    hub_id, description = _DATASETS[key]
+    return description if hub_id else f"{description} (a local collection with no Hub dataset; the metadata names it `{key}`)"
+
+
+def _procedure(recipe: dict, metrics: dict, config, kind: str) -> str:
+    """The recipe's settings that describe the training, the vocabulary and how long it trained."""
+    keys = [k for k in _PROCEDURE_KEYS if k != "mlm_probability" or kind == "masked"]  # only masking uses it
+    lines = [f"- `{k}`: {recipe[k]}" for k in keys if recipe.get(k) is not None]
+    if not lines:
+        lines = ["- The recipe was not recorded."]
+    lines.append(f"- vocabulary size: {config.vocab_size:,} tokens (`<pad> <s> </s> <unk> <mask>` included)")
+    if isinstance(metrics.get("step"), int):
+        trained = f"- optimizer steps trained: {metrics['step']:,}"
+        if isinstance(metrics.get("tokens_seen"), int):
+            trained += f" ({metrics['tokens_seen']:,} tokens)"
+        lines.append(trained)
+    return "\n".join(lines)
 
 
 def build_model_card(model_dir: str | Path, model, repo_id: str, overrides: dict | None = None) -> ModelCard:
@@ -149,7 +186,8 @@ def build_model_card(model_dir: str | Path, model, repo_id: str, overrides: dict
     head = type(model).__name__
     kind = "classifier" if head.endswith("ForSequenceClassification") else ("masked" if head.endswith("ForMaskedLM") else "causal")
     keys = _data_keys(recipe, kind == "classifier")
-    hub_ids = list(dict.fromkeys(_DATASETS[k][0] for k in keys if k in _DATASETS and _DATASETS[k][0]))
+    # the Hub id of each data key; a key without a Hub twin (general_english) is listed by its own name
+    hub_ids = list(dict.fromkeys(_DATASETS[k][0] or k for k in keys if k in _DATASETS))
     base_model = overrides.pop("base_model", None)
     table, eval_results = _evaluation(metrics, kind, keys)
     card_data = ModelCardData(
@@ -177,7 +215,7 @@ def build_model_card(model_dir: str | Path, model, repo_id: str, overrides: dict
         auto_class="AutoModelForMaskedLM" if kind == "masked" else "AutoModelForCausalLM",
         task_description=f"{config.num_labels} labels: {', '.join(str(v) for v in config.id2label.values())}",
         training_data=_training_data(keys, recipe, kind == "classifier"),
-        training_procedure=_procedure(recipe),
+        training_procedure=_procedure(recipe, metrics, config, kind),
         evaluation_table=table,
         **overrides,
     )
