@@ -185,6 +185,25 @@ def test_shipped_metric_modules_work_offline():
     assert f1.compute(predictions=[1, 1, 0], references=[1, 0, 0])["f1"] == pytest.approx(2 / 3)  # binary
 
 
+def test_load_metric_is_the_offline_drop_in_for_evaluate_load(tmp_path, monkeypatch):
+    """evaluate.load("accuracy") fails offline (HF_HUB_OFFLINE is set for the tests); load_metric does not,
+    also under the metric's Hub id and with a folder named like the metric in the working directory."""
+    import evaluate
+
+    from seqlab.metrics import load_metric
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="doesn't exist on the Hugging Face Hub"):
+        evaluate.load("accuracy")
+    (tmp_path / "accuracy").mkdir()  # would shadow the Hub module for evaluate.load("accuracy")
+    assert load_metric("evaluate-metric/accuracy").compute(predictions=[1, 0], references=[1, 1]) == {"accuracy": 0.5}
+    with pytest.raises(SeqlabUsageError) as refused:
+        load_metric("precision")
+    message = str(refused.value)
+    assert "seqlab ships no metric 'precision', only accuracy, f1" in message
+    assert "evaluate.load('precision') with Hub access" in message and "\n" not in message
+
+
 # ----------------------------------------------------------------------------------------------
 # Pretraining every family
 # ----------------------------------------------------------------------------------------------
