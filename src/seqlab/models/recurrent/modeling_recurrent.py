@@ -9,9 +9,10 @@ Each layer is its own `nn.RNN` / `nn.LSTM` / `nn.GRU`, so `output_hidden_states`
 fine-tuning can give each layer its own learning rate. When nothing needs the layers one by one (no padding,
 no `output_hidden_states`), the whole stack runs as ONE multi-layer kernel call with the layers' own weights
 (`_StackedCall`): on a GPU, cuDNN then overlaps the layers in time as it does for a plain multi-layer
-`nn.LSTM`; the arithmetic and the dropout masks are those of the layer-by-layer loop. Padding on either side
-is handled by packing: valid tokens are moved to the front of each row and run as a `PackedSequence`, so pad
-tokens never touch the state.
+`nn.LSTM`; the arithmetic and the dropout masks are those of the layer-by-layer loop. Gradient (activation)
+checkpointing recomputes one layer at a time in the backward pass, so in training it takes the loop. Padding on
+either side is handled by packing: valid tokens are moved to the front of each row and run as a
+`PackedSequence`, so pad tokens never touch the state.
 
 This file imports only torch, transformers and its configuration, so that a saved folder carries it and loads
 with `trust_remote_code=True` where seqlab is not installed.
@@ -203,6 +204,21 @@ class _Packing:
         return self._gather(x, self.inverse)
 
 
+def _run_one_layer(layer: nn.Module, packing: "_Packing | None", x: torch.Tensor, *initial: torch.Tensor) -> tuple:
+    """One recurrent layer over (batch, time, features) from `initial` (h, or h and c for the LSTM; none: zeros).
+
+    Tensors in, a flat tuple of tensors out, (output, h) or (output, h, c): the shape torch.utils.checkpoint
+    needs to recompute the layer in the backward pass, with either of its implementations."""
+    state = None if not initial else (initial if len(initial) > 1 else initial[0])
+    if packing is None:
+        output, state = layer(x, state)
+    else:
+        packed = pack_padded_sequence(x, packing.lengths, batch_first=True, enforce_sorted=False)
+        output, state = layer(packed, state)
+        output, _ = pad_packed_sequence(output, batch_first=True, total_length=x.size(1))
+    return (output, *state) if isinstance(state, tuple) else (output, state)
+
+
 def _is_loaded(param: torch.Tensor) -> bool:
     # transformers marks tensors it loaded from a checkpoint; never re-initialise those
     return getattr(param, "_is_hf_initialized", False)
@@ -212,6 +228,9 @@ class RecurrentPreTrainedModel(PreTrainedModel):
     config_class = RecurrentConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
+    # per layer: `activation_checkpointing_enable()` (`gradient_checkpointing_enable()` before transformers 5.24)
+    # recomputes each recurrent layer in the backward pass instead of keeping its activations
+    supports_gradient_checkpointing = True
     _no_split_modules = []
     _supports_cache_class = False
     _skip_keys_device_placement = ["cache", "past_key_values"]
@@ -299,6 +318,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
         )
         # a plain attribute (see _StackedCall): built once, holds no weights
         self._stacked = _StackedCall(self.layers, cell, **extra) if config.num_hidden_layers > 1 else None
+        self.gradient_checkpointing = False  # set by transformers' activation/gradient checkpointing switch
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -344,10 +364,19 @@ class RecurrentModel(RecurrentPreTrainedModel):
         initial = [cache.layer_state(i) for i in range(len(self.layers))] if cache is not None else None
         if initial is not None and initial[0] is None:
             initial = None  # an empty state (fresh RecurrentState): start from zeros
-        if self._stacked is not None and packing is None and not output_hidden_states and self._layers_are_plain():
+        # checkpointing recomputes layer by layer, so it takes the loop: the one kernel call keeps every layer's
+        # activations (the two paths give the same numbers, dropout included)
+        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        if (
+            self._stacked is not None
+            and packing is None
+            and not output_hidden_states
+            and not checkpointing
+            and self._layers_are_plain()
+        ):
             x, states = self._run_stacked(x, initial)
         else:
-            x, states = self._run_layer_by_layer(x, initial, packing, all_hidden)
+            x, states = self._run_layer_by_layer(x, initial, packing, all_hidden, checkpointing)
 
         if use_cache:
             if cache is None:
@@ -389,8 +418,7 @@ class RecurrentModel(RecurrentPreTrainedModel):
             states = list(state.split(1))
         return x, states
 
-    def _run_layer_by_layer(self, x, per_layer, packing, all_hidden):
-        length = x.size(1)
+    def _run_layer_by_layer(self, x, per_layer, packing, all_hidden, checkpointing: bool = False):
         if packing is not None:
             x = packing.to_front(x)
         states = []
@@ -398,12 +426,12 @@ class RecurrentModel(RecurrentPreTrainedModel):
             if x.is_cuda:
                 layer.flatten_parameters()  # keeps cuDNN's weights in one block after .to() or loading
             initial = per_layer[i] if per_layer is not None else None
-            if packing is None:
-                x, state = layer(x, initial)
+            initial = () if initial is None else (initial if isinstance(initial, tuple) else (initial,))
+            if checkpointing:
+                x, *state = self._gradient_checkpointing_func(_run_one_layer, layer, packing, x, *initial)
             else:
-                packed = pack_padded_sequence(x, packing.lengths, batch_first=True, enforce_sorted=False)
-                out, state = layer(packed, initial)
-                x, _ = pad_packed_sequence(out, batch_first=True, total_length=length)
+                x, *state = _run_one_layer(layer, packing, x, *initial)
+            state = tuple(state) if len(state) > 1 else state[0]
             states.append(state)
             if all_hidden is not None:
                 all_hidden.append(x if packing is None else packing.to_original(x))
