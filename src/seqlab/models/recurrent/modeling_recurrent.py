@@ -225,6 +225,14 @@ def _is_loaded(param: torch.Tensor) -> bool:
 
 
 class RecurrentPreTrainedModel(PreTrainedModel):
+    """Base of the recurrent family.
+
+    PEFT: LoRA adapts `nn.Linear` / `nn.Embedding` modules (`embed_tokens`; in the LM `projection` and `lm_head`),
+    never `nn.RNN` / `nn.LSTM` / `nn.GRU`, whose W_ih and W_hh are parameters of one fused kernel: train
+    recurrent layers in full with `modules_to_save=["classifier", "layers.<i>"]`. `target_modules="all-linear"`
+    leaves out the output layer, so on the classifier it finds nothing (PEFT's NoMatchingPeftModuleError).
+    """
+
     config_class = RecurrentConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
