@@ -384,12 +384,14 @@ def test_seeded_sampling_with_state_equals_sampling_without(cell_type, nonlinear
     assert torch.equal(cached.sequences, uncached.sequences)
 
 
-def test_assisted_decoding_is_refused_by_transformers_as_stateful():
+@pytest.mark.parametrize("assistance", ["assistant_model", "prompt_lookup_num_tokens"])
+def test_assisted_decoding_is_refused_as_stateful(assistance):
+    # transformers 5.17-5.24 refuse it for `_is_stateful` models; from 5.25 on the model refuses it itself
     model = build(RecurrentForCausalLM, "lstm")
     assert model._is_stateful
+    option = {"assistant_model": build(RecurrentForCausalLM, "lstm"), "prompt_lookup_num_tokens": 2}[assistance]
     with pytest.raises(ValueError, match="assisted generation is not supported with stateful models"):
-        model.generate(torch.randint(5, 40, (1, 4)), assistant_model=build(RecurrentForCausalLM, "lstm"),
-                       max_new_tokens=3, do_sample=False, **NO_STOP)
+        model.generate(torch.randint(5, 40, (1, 4)), **{assistance: option}, max_new_tokens=3, do_sample=False, **NO_STOP)
 
 
 # --- classification pooling -----------------------------------------------------------------------

@@ -242,7 +242,8 @@ class RecurrentPreTrainedModel(PreTrainedModel):
     _no_split_modules = []
     _supports_cache_class = False
     _skip_keys_device_placement = ["cache", "past_key_values"]
-    # the state cannot be rolled back to an earlier token: transformers refuses assisted decoding with a clear error
+    # the state cannot be rolled back to an earlier token: transformers 5.17-5.24 refuse assisted decoding with a
+    # clear error for stateful models (5.25 dropped the check: RecurrentForCausalLM.generate refuses it itself)
     _is_stateful = True
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -480,6 +481,22 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
 
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
+
+    def generate(self, *args, **kwargs):
+        # Assisted decoding (a draft model or prompt lookup) rolls the cache back past rejected draft tokens, which a
+        # recurrent state cannot do. transformers 5.17-5.24 refuse it for `_is_stateful` models; 5.25 dropped that
+        # check and fails later with "Assisted decoding requires a cache": refuse it here the same way on every version.
+        config = kwargs.get("generation_config") or self.generation_config
+        assisted = kwargs.get("assistant_model") is not None or any(
+            kwargs.get(name, getattr(config, name, None)) for name in ("prompt_lookup_num_tokens", "assistant_early_exit")
+        )
+        if assisted:
+            raise ValueError(
+                f"assisted generation is not supported with stateful models, such as {type(self).__name__}: its "
+                "recurrent state cannot be rolled back past rejected draft tokens; call generate without "
+                "assistant_model, prompt_lookup_num_tokens or assistant_early_exit"
+            )
+        return super().generate(*args, **kwargs)
 
     def forward(
         self,
