@@ -64,7 +64,8 @@ def free_port() -> int:
 
 
 def app_env(**extra) -> dict:
-    return {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(REPO / "src"), **extra}
+    path = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": path, **extra}
 
 
 def start(command: list[str], port: int, cwd: Path, env: dict, log: Path):
