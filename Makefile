@@ -23,8 +23,8 @@ install:
 	  set -e; \
 	  [ -x $(PY) ] || $(PYTHON) -m venv $(VENV); \
 	  $(PY) -m pip install --quiet --upgrade pip; \
-	  echo "pip install torch==2.13.0 $(if $(CONSTRAINTS),-c $(CONSTRAINTS) )-e .[dev]  ($(VENV))"; \
-	  $(PY) -m pip install --quiet torch==2.13.0 $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev]"; \
+	  echo "pip install torch==2.13.0 $(if $(CONSTRAINTS),-c $(CONSTRAINTS) )-e .[dev,demo]  ($(VENV))"; \
+	  $(PY) -m pip install --quiet torch==2.13.0 $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[dev,demo]"; \
 	  echo "$(CONSTRAINTS)" > $(VENV)/.installed; \
 	fi
 	@# torch is pinned to the CPU build on disk; pyproject keeps a range
@@ -32,6 +32,10 @@ install:
 
 test: install
 	$(RUN_ENV) $(PY) -m pytest -q
+
+# the demo on the main job's output (make experiment first): http://127.0.0.1:7860
+demo: install
+	$(RUN_ENV) $(PY) scripts/demo.py --run_dir runs/transfer_gap_tiny --host 127.0.0.1 --port 7860
 
 experiment: CONSTRAINTS = constraints/tested.txt
 experiment: install

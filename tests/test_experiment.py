@@ -1,6 +1,7 @@
 """The transfer-gap experiment end to end on a micro grid, its resumability and its config errors."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -63,6 +64,19 @@ def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo):
     report = (out / "report.md").read_text()
     assert "| sst2_sentence | lstm | 40 |" in report and "a single seed per arm" in report
     assert not (out / "finetune").exists() or not any((out / "finetune").iterdir())  # models not kept by default
+    # ... except each cell's dev-selected classifier (for the demo): re-run exactly, only the loadable files
+    from transformers import AutoModelForSequenceClassification
+
+    for r in records:
+        kept_dir = out / "classifiers" / r["family"] / r["init"] / "n40"
+        kept = json.loads((kept_dir / "kept.json").read_text())
+        assert kept["run_id"] == r["run_id"] and kept["metrics"] == r["metrics"] and kept["reproduced"] is True
+        names = {p.name for p in kept_dir.iterdir()}
+        assert {"config.json", "model.safetensors", "tokenizer.json", "kept.json"} <= names
+        assert not {"metrics.json", "train_log.jsonl", "recipe.yaml", "checkpoints"} & names
+        model = AutoModelForSequenceClassification.from_pretrained(kept_dir)
+        assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert not [p for p in (out / "classifiers").iterdir() if p.name.startswith(".tmp")]
 
     # resume: nothing is redone; a lost line is redone alone
     lines = (out / "results.jsonl").read_text().splitlines()
@@ -73,10 +87,34 @@ def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo):
     assert again[3]["run_id"] == json.loads(lines[3])["run_id"]
     assert again[3]["metrics"] == json.loads(lines[3])["metrics"]  # deterministic on CPU
 
+    # a lost kept classifier is re-made; results.jsonl is never touched by that step
+    before = (out / "results.jsonl").read_bytes()
+    stamp = (out / "classifiers" / "decoder" / "scratch" / "n40" / "kept.json").stat().st_mtime_ns
+    shutil.rmtree(out / "classifiers" / "lstm")
+    run_experiment(config, out)
+    assert (out / "results.jsonl").read_bytes() == before
+    assert json.loads((out / "classifiers" / "lstm" / "pretrained" / "n40" / "kept.json").read_text())["reproduced"]
+    assert (out / "classifiers" / "decoder" / "scratch" / "n40" / "kept.json").stat().st_mtime_ns == stamp  # reused
+
     # the grid may grow; the settings that made the finished runs may not change under them
     changed = write_config(tmp_path, pretraining={**MICRO["pretraining"], "max_steps": 5})
     with pytest.raises(SeqlabUsageError, match="pretraining differ"):
         run_experiment(changed, out)
+
+
+def test_kept_classifier_is_the_dev_selected_rate_and_its_best_dev_seed():
+    from seqlab.experiment.keep import selected_records
+
+    def record(lr, seed, dev, val):
+        return {"run_id": f"t/lstm/scratch/n10/seed{seed}/lr{lr}", "task": "t", "family": "lstm", "init": "scratch",
+                "num_train_examples": 10, "requested_examples": 10, "seed": seed, "learning_rate": lr,
+                "metrics": {"accuracy": val}, "dev_metrics": {"accuracy": dev}}
+
+    records = [record(1e-3, 0, 0.70, 0.9), record(1e-3, 1, 0.70, 0.9),  # lr 1e-3: best single dev run...
+               record(1e-2, 0, 0.65, 0.5), record(1e-2, 1, 0.66, 0.5), record(1e-2, 2, 0.66, 0.5)]
+    records[1]["dev_metrics"]["accuracy"] = 0.50  # ...but the worse mean dev score (0.60 < 0.657)
+    [chosen] = selected_records(records)
+    assert (chosen["learning_rate"], chosen["seed"]) == (1e-2, 1)  # validation never decides; ties: lowest seed
 
 
 @pytest.mark.slow

@@ -40,6 +40,8 @@ _KEYS = {
     "dev_seed": "seed of the dev carve (default 0; the same dev rows for every run)",
     "eval_files": "extra labelled files every fine-tuned model is scored on",
     "keep_models": "keep every fine-tuned model folder (default false: only metrics are kept)",
+    "keep_best_classifiers": "after the grid, re-run and keep each (family, arm, budget) cell's dev-selected "
+    "fine-tune under classifiers/ (default true; the demo shows these models)",
 }
 
 
@@ -78,6 +80,7 @@ class ExperimentConfig:
     dev_seed: int = 0
     eval_files: list[str] = field(default_factory=list)
     keep_models: bool = False
+    keep_best_classifiers: bool = True
     source: str = ""
 
     def runs(self) -> list[FinetuneRun]:
@@ -155,6 +158,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         dev_seed=int(raw.get("dev_seed", 0)),
         eval_files=list(raw.get("eval_files") or []),
         keep_models=bool(raw.get("keep_models", False)),
+        keep_best_classifiers=bool(raw.get("keep_best_classifiers", True)),
         source=str(path),
     )
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..errors import SeqlabUsageError
 from ..provenance import provenance
 from .grid import ARM_STRATEGIES, PRETRAINED_INITS, ExperimentConfig, FinetuneRun, load_experiment
+from .keep import is_kept, keep_classifier, selected_records
 from .report import read_results, write_report
 
 
@@ -120,7 +121,7 @@ def _parameter_counts(paths: dict[str, Path]) -> dict[str, int]:
 
 
 # keys that may change between invocations on one output_dir: they only add or remove runs of the grid
-_GRID_KEYS = {"families", "inits", "label_budgets", "seeds", "learning_rates", "keep_models"}
+_GRID_KEYS = {"families", "inits", "label_budgets", "seeds", "learning_rates", "keep_models", "keep_best_classifiers"}
 _SETTINGS_FILE = "experiment.yaml"
 
 
@@ -249,7 +250,9 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
                 bar.update(work[key.run_id])
             finished += 1
             bar.set_postfix_str(f"{finished}/{len(work)} runs")
-    bar.close()
+        bar.close()
+        if config.keep_best_classifiers:
+            _keep_best_classifiers(config, output_dir, pool, pretrained, tokenizer_path)
 
     model_paths = pretrained or {}
     metadata = {
@@ -282,6 +285,29 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
         )
     write_report(output_dir, metadata)
     return output_dir
+
+
+def _keep_best_classifiers(config: ExperimentConfig, output_dir: Path, pool: "_Pool", pretrained: dict,
+                           tokenizer_path: Path) -> None:
+    """Re-run each cell's dev-selected fine-tune with its model saved, into classifiers/ (see keep.py)."""
+    grid = {run.run_id: run for run in config.runs()}
+    records = [r for r in read_results(output_dir / "results.jsonl") if r["run_id"] in grid]
+    todo = [r for r in selected_records(records) if not is_kept(output_dir, r)]
+    if not todo:
+        return
+    print(f"[transfer-gap] keeping the dev-selected classifier of {len(todo)} cell(s) under "
+          f"{output_dir / 'classifiers'}", file=sys.stderr)
+    tasks = []
+    for record in todo:
+        run = grid[record["run_id"]]
+        staging = output_dir / "classifiers" / f".tmp-{run.family}-{run.init}-n{run.num_train_examples}"
+        recipe = {**_finetune_recipe(config, run, pretrained.get(run.family), tokenizer_path, staging),
+                  "save_model": True}
+        tasks.append(("finetune", record, recipe, str(_log_path(output_dir, f"keep/{run.run_id}"))))
+    for _, record, (metrics, _seconds) in pool.run(tasks):
+        staging = output_dir / "classifiers" / (
+            f".tmp-{record['family']}-{record['init']}-n{record['requested_examples']}")
+        keep_classifier(output_dir, record, staging, metrics)
 
 
 def _pretraining_steps(config: ExperimentConfig, family: str) -> int:
