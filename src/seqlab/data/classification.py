@@ -77,7 +77,7 @@ def carve_dev_split(
     dev = stratified_indices(dataset, num_examples, seed)
     rest = np.setdiff1d(np.arange(len(dataset)), dev, assume_unique=True)
     if "text" in dataset.column_names:
-        texts = dataset["text"]
+        texts = list(dataset["text"])  # one read of the column: indexing a datasets Column reads row by row
         dev_texts = {texts[i] for i in dev}
         rest = np.asarray([i for i in rest if texts[i] not in dev_texts], dtype=np.int64)
     return dataset.select(rest.tolist()), dataset.select(dev.tolist())
