@@ -21,6 +21,9 @@ def main() -> None:
     parser.add_argument("--dry_run_dir", help="write the export here and upload nothing")
     parser.add_argument("--base_model", help="Hub id of the pretrained model a fine-tune started from")
     parser.add_argument("--license", default="apache-2.0")
+    parser.add_argument("--publish_file_names", action="store_true",
+                        help="name local data files in the card by their base names (default: 'local file N'); "
+                        "folders are never published")  # fmt: skip
     args = parser.parse_args()
     if args.repo_id.count("/") != 1 or not all(args.repo_id.split("/")):
         raise SeqlabUsageError(f"--repo_id must look like OWNER/NAME, got {args.repo_id!r}.")
@@ -28,12 +31,12 @@ def main() -> None:
     if args.base_model:
         overrides["base_model"] = args.base_model
     if args.dry_run_dir:
-        files = export_for_hub(args.model_dir, args.dry_run_dir, args.repo_id, overrides)
+        files = export_for_hub(args.model_dir, args.dry_run_dir, args.repo_id, overrides, args.publish_file_names)
         print(f"dry run: wrote {len(files)} files to {args.dry_run_dir} (nothing uploaded): {', '.join(files)}")
         return
     with tempfile.TemporaryDirectory() as staging:
         folder = f"{staging}/export"
-        files = export_for_hub(args.model_dir, folder, args.repo_id, overrides)
+        files = export_for_hub(args.model_dir, folder, args.repo_id, overrides, args.publish_file_names)
         url = push_folder(folder, args.repo_id, private=args.private)
     print(f"uploaded {len(files)} files to https://huggingface.co/{args.repo_id} ({url})")
 

@@ -2,12 +2,14 @@
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from ..data.sources import parse_source
 from ..errors import SeqlabUsageError
 from ..training.runtime import RECIPE_FILE
 
@@ -60,10 +62,53 @@ def flatten_numbers(tree: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _data_keys(recipe: dict, is_classifier: bool) -> list[str]:
-    """Data keys of the run, without splits, in order, each once."""
-    sources = [recipe.get("dataset") or "sst2_sentence"] if is_classifier else (recipe.get("datasets") or [])
-    return list(dict.fromkeys(str(s).split(":")[0] for s in sources))
+class DataNames:
+    """The names a card publishes for a run's data: a data key as it is, a local file never by its path.
+
+    A path tells the world the author's user name and folder layout (/home/alice/private/...), and even a
+    file's base name can say what private data it was (customer_emails.txt), so by default a local file is
+    "local file N", numbered in order of appearance. `publish_file_names=True` (push_to_hub.py
+    --publish_file_names) publishes base names instead, never folders.
+    """
+
+    def __init__(self, publish_file_names: bool = False):
+        self.publish_file_names = publish_file_names
+        self._files: dict[str, str] = {}
+
+    def source(self, source) -> str:
+        """Public name of a recipe source: "imdb:unsup" stays, "/home/alice/x.tsv" becomes "local file 1"."""
+        name, _ = parse_source(str(source))
+        return str(source) if name in _DATASETS else self.file(name)
+
+    def key(self, source) -> str:
+        """Public name without the split: the data key, or the file's public name."""
+        name, _ = parse_source(str(source))
+        return name if name in _DATASETS else self.file(name)
+
+    def file(self, path: str) -> str:
+        if path not in self._files:
+            number = len(self._files) + 1
+            self._files[path] = self._base_name(path) if self.publish_file_names else f"local file {number}"
+        return self._files[path]
+
+    def _base_name(self, path: str) -> str:
+        base = re.split(r"[\\/]", path.rstrip("/\\"))[-1]  # Windows paths too
+        name, copy = base, 1
+        while name in self._files.values():  # two folders' train.tsv stay two entries
+            copy += 1
+            name = f"{base} ({copy})"
+        return name
+
+
+def _sources(recipe: dict, is_classifier: bool) -> list[str]:
+    if is_classifier:
+        return [recipe.get("dataset") or "sst2_sentence"]
+    return [str(s) for s in recipe.get("datasets") or []]
+
+
+def _data_keys(recipe: dict, is_classifier: bool, names: DataNames) -> list[str]:
+    """Public names of the run's data, without splits, in order, each once."""
+    return list(dict.fromkeys(names.key(s) for s in _sources(recipe, is_classifier)))
 
 
 @dataclass(frozen=True)
@@ -87,7 +132,19 @@ def _metrics_of(kind: str) -> dict[str, _Metric]:
     }[kind]
 
 
-def _evaluation(metrics: dict, kind: str, keys: list[str]):
+def _eval_file_scores(metrics: dict, known: dict, names: DataNames) -> dict:
+    """{(public file name, metric): value} of the --eval_file scores; metrics.json names each file by its base
+    name, or folder/base name when two share one, so the names go through `names` like any local file."""
+    return {
+        (names.file(file), known[metric]): value
+        for file, scores in (metrics.get("eval_files") or {}).items()
+        if isinstance(scores, dict)
+        for metric, value in flatten_numbers(scores).items()
+        if metric in known
+    }
+
+
+def _evaluation(metrics: dict, kind: str, keys: list[str], names: DataNames):
     """The card's evaluation table (validation data and any --eval_file) and the model-index results."""
     known = _metrics_of(kind)
     validation = {
@@ -95,12 +152,7 @@ def _evaluation(metrics: dict, kind: str, keys: list[str]):
         for key, value in flatten_numbers({k: v for k, v in metrics.items() if k != "eval_files"}).items()
         if key.startswith("eval_") and key[len("eval_") :] in known
     }
-    extra = {
-        (file, known[name]): value
-        for key, value in flatten_numbers(metrics.get("eval_files") or {}).items()
-        for file, name in [key.rsplit("/", 1)]
-        if name in known
-    }
+    extra = _eval_file_scores(metrics, known, names)
     if not validation and not extra:
         return "No evaluation results were recorded for this run (metrics.json is missing or empty).", []
     if kind == "classifier":
@@ -145,25 +197,27 @@ def _family_text(family: str, config, num_parameters: int) -> str:
     return Template(template).render(**values).strip()
 
 
-def _training_data(keys: list[str], recipe: dict, is_classifier: bool) -> str:
+def _training_data(keys: list[str], recipe: dict, is_classifier: bool, names: DataNames) -> str:
     if not keys:
         return "Not recorded."
     lines = [f"- `{key}`: {_source_text(key)}" for key in keys]
-    sources = recipe.get("dataset") if is_classifier else ", ".join(str(s) for s in recipe.get("datasets") or [])
+    sources = ", ".join(names.source(s) for s in _sources(recipe, is_classifier))
     return f"Sources as given to seqlab (`{sources}`):\n\n" + "\n".join(lines)
 
 
 def _source_text(key: str) -> str:
     if key not in _DATASETS:
-        return "a local file"
+        return "a local file of the author's (its path is not published)"
     hub_id, description = _DATASETS[key]
     return description if hub_id else f"{description} (a local collection with no Hub dataset; the metadata names it `{key}`)"
 
 
-def _procedure(recipe: dict, metrics: dict, config, kind: str) -> str:
+def _procedure(recipe: dict, metrics: dict, config, kind: str, names: DataNames) -> str:
     """The recipe's settings that describe the training, the vocabulary and how long it trained."""
     keys = [k for k in _PROCEDURE_KEYS if k != "mlm_probability" or kind == "masked"]  # only masking uses it
-    lines = [f"- `{k}`: {recipe[k]}" for k in keys if recipe.get(k) is not None]
+    shown = {**recipe, "dataset": recipe.get("dataset") and names.source(recipe["dataset"]),
+             "datasets": recipe.get("datasets") and [names.source(s) for s in recipe["datasets"]]}
+    lines = [f"- `{k}`: {shown[k]}" for k in keys if shown.get(k) is not None]
     if not lines:
         lines = ["- The recipe was not recorded."]
     lines.append(f"- vocabulary size: {config.vocab_size:,} tokens (`<pad> <s> </s> <unk> <mask>` included)")
@@ -175,8 +229,14 @@ def _procedure(recipe: dict, metrics: dict, config, kind: str) -> str:
     return "\n".join(lines)
 
 
-def build_model_card(model_dir: str | Path, model, repo_id: str, overrides: dict | None = None) -> ModelCard:
-    """A ModelCard whose metadata parses and whose model-index holds the run's validation results."""
+def build_model_card(
+    model_dir: str | Path, model, repo_id: str, overrides: dict | None = None, publish_file_names: bool = False
+) -> ModelCard:
+    """A ModelCard whose metadata parses and whose model-index holds the run's validation results.
+
+    Data appear by key, and local files as "local file N" (their base names with `publish_file_names`): never
+    a local path (see `DataNames`).
+    """
     from ..models import FAMILIES
 
     overrides = dict(overrides or {})
@@ -185,11 +245,12 @@ def build_model_card(model_dir: str | Path, model, repo_id: str, overrides: dict
     family = next(name for name, (cls, _) in FAMILIES.items() if isinstance(config, cls))
     head = type(model).__name__
     kind = "classifier" if head.endswith("ForSequenceClassification") else ("masked" if head.endswith("ForMaskedLM") else "causal")
-    keys = _data_keys(recipe, kind == "classifier")
+    names = DataNames(publish_file_names)
+    keys = _data_keys(recipe, kind == "classifier", names)
     # the Hub id of each data key; a key without a Hub twin (general_english) is listed by its own name
     hub_ids = list(dict.fromkeys(_DATASETS[k][0] or k for k in keys if k in _DATASETS))
     base_model = overrides.pop("base_model", None)
-    table, eval_results = _evaluation(metrics, kind, keys)
+    table, eval_results = _evaluation(metrics, kind, keys, names)
     card_data = ModelCardData(
         language="en",
         license=overrides.pop("license", "apache-2.0"),
@@ -214,8 +275,8 @@ def build_model_card(model_dir: str | Path, model, repo_id: str, overrides: dict
         objective="masked-language modelling" if kind == "masked" else "next-token prediction",
         auto_class="AutoModelForMaskedLM" if kind == "masked" else "AutoModelForCausalLM",
         task_description=f"{config.num_labels} labels: {', '.join(str(v) for v in config.id2label.values())}",
-        training_data=_training_data(keys, recipe, kind == "classifier"),
-        training_procedure=_procedure(recipe, metrics, config, kind),
+        training_data=_training_data(keys, recipe, kind == "classifier", names),
+        training_procedure=_procedure(recipe, metrics, config, kind, names),
         evaluation_table=table,
         **overrides,
     )

@@ -4,20 +4,30 @@ The model is re-saved with `save_pretrained`, so the folder carries safetensors 
 `auto_map`, and the family's configuration and modeling code (loadable with `trust_remote_code=True` where
 seqlab is not installed). Only whitelisted files are kept: never checkpoints, optimizer state, logs or
 secrets that may sit beside the weights in a training output folder.
+
+Privacy: the JSON files keep only the keys their class defines (a token planted in config.json or
+tokenizer_config.json is dropped, with one warning naming it), the card names data by key (`DataNames`), and
+a last check refuses the export if any file still holds a local path the run's files name.
 """
 
 import fnmatch
+import inspect
 import json
+import logging
+import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer, GenerationConfig, PreTrainedConfig, PreTrainedTokenizerFast
 
 from ..errors import SeqlabUsageError
 from ..models import FAMILIES
 from ..tokenizer import fit_to_model
-from .card import build_model_card
+from .card import build_model_card, read_run_files
+
+logger = logging.getLogger(__name__)
 
 EXPORT_WHITELIST = (
     "README.md",
@@ -33,15 +43,97 @@ EXPORT_WHITELIST = (
     "special_tokens_map.json",
 )
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+# config.json keys every transformers model may carry besides those of its config class
+_STANDARD_CONFIG_KEYS = frozenset(
+    {"auto_map", "architectures", "model_type", "transformers_version", "dtype", "torch_dtype", "id2label", "label2id"}
+)
+# tokenizer_config.json keys that transformers' tokenizer classes read or write themselves
+# (PreTrainedTokenizerBase.__init__ and save_pretrained; TokenizersBackend adds the padding and truncation
+# settings of a tokenizer.json that has them); the special tokens come on top
+_TOKENIZER_KEYS = frozenset({
+    "model_max_length", "padding_side", "truncation_side", "model_input_names", "clean_up_tokenization_spaces",
+    "split_special_tokens", "chat_template", "response_template", "chat_control_tokens", "tokenizer_class",
+    "auto_map", "processor_class", "added_tokens_decoder", "extra_special_tokens", "additional_special_tokens",
+    "backend", "add_prefix_space", "add_bos_token", "add_eos_token", "verbose",
+    "max_length", "stride", "truncation_strategy", "pad_token_type_id", "pad_to_multiple_of",
+})  # fmt: skip
+# transformers' own bookkeeping of loading from a local folder, not the user's: dropped without a warning
+_LOADING_FLAGS = frozenset({"is_local", "local_files_only"})
 
 
-def _drop_local_loading_flags(path: Path) -> None:
-    """Loading from a local folder leaves is_local/local_files_only in tokenizer_config.json: not for the Hub."""
-    if path.is_file():
+def config_keys(config) -> frozenset[str]:
+    """Keys config.json may publish: the family config's parameters and transformers' standard config keys."""
+    family = type(config)
+    parameters = set(inspect.signature(family.__init__).parameters) - {"self", "kwargs"}
+    return frozenset(parameters | set(family().to_dict()) | set(PreTrainedConfig().to_dict()) | _STANDARD_CONFIG_KEYS)
+
+
+def _special_token_keys() -> frozenset[str]:
+    # the class attribute: an instance's list grows with every planted "*_token" key it was loaded with
+    extra = {"additional_special_tokens", "extra_special_tokens"}
+    return frozenset(PreTrainedTokenizerFast.SPECIAL_TOKENS_ATTRIBUTES) | extra
+
+
+def _file_keys(config) -> dict[str, frozenset[str]]:
+    """Exported JSON file -> the keys it may hold."""
+    return {
+        "config.json": config_keys(config),
+        "generation_config.json": frozenset(GenerationConfig().to_dict()) | {"_from_model_config"},
+        "tokenizer_config.json": _TOKENIZER_KEYS | _special_token_keys(),
+        "special_tokens_map.json": _special_token_keys(),
+    }
+
+
+def _read_json_object(path: Path) -> dict:
+    try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("is_local", "local_files_only"):
-            data.pop(key, None)
-        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SeqlabUsageError(f"{path} is not valid JSON ({error}): restore it from the run or delete it.") from None
+    if not isinstance(data, dict):
+        raise SeqlabUsageError(f"{path} holds a JSON {type(data).__name__}, not an object: restore it from the run.")
+    return data
+
+
+def _keep_known_keys(folder: Path, allowed: dict[str, frozenset[str]]) -> dict[str, list[str]]:
+    """Rewrite each JSON file of `allowed` in `folder` with only its allowed keys; {file: keys dropped}."""
+    dropped = {}
+    for name, keys in allowed.items():
+        path = folder / name
+        if not path.is_file():
+            continue
+        data = _read_json_object(path)
+        if set(data) - keys:
+            kept = {key: value for key, value in data.items() if key in keys}
+            path.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        unknown = [key for key in data if key not in keys and key not in _LOADING_FLAGS]
+        if unknown:
+            dropped[name] = unknown
+    return dropped
+
+
+def _load_clean_tokenizer(model_dir: Path, scratch: Path, config):
+    """The tokenizer, loaded from a copy of its files that holds only the keys a tokenizer defines.
+
+    Cleaning before loading matters: transformers reads any unknown string key ending in "_token" (an
+    "hf_token", say) as a special token, and the saved tokenizer would publish it again.
+    """
+    for name in _TOKENIZER_FILES:
+        if (model_dir / name).is_file():
+            shutil.copyfile(model_dir / name, scratch / name)
+    tokenizer_files = {name: keys for name, keys in _file_keys(config).items() if name in _TOKENIZER_FILES}
+    dropped = _keep_known_keys(scratch, tokenizer_files)
+    return AutoTokenizer.from_pretrained(scratch), dropped
+
+
+def _warn_dropped(dropped: dict[str, list[str]], config) -> None:
+    if dropped:
+        listed = "; ".join(f"{name}: {', '.join(keys)}" for name, keys in sorted(dropped.items()))
+        logger.warning(
+            "export: left out keys that the %s config and tokenizer do not define (not published): %s",
+            config.model_type, listed,
+        )  # fmt: skip
 
 
 def is_whitelisted(name: str) -> bool:
@@ -82,16 +174,61 @@ def check_model_dir(model_dir: Path) -> None:
         )
 
 
+def _path_like(value: str) -> bool:
+    """A string that names a place on this machine rather than a key, a Hub id ("owner/name") or a URL."""
+    if "://" in value or not re.search(r"[\\/]", value):
+        return False
+    absolute = value.startswith(("/", "~", "\\", "./", "../")) or re.match(r"[A-Za-z]:[\\/]", value)
+    return bool(absolute) or value.count("/") > 1 or os.path.exists(value)
+
+
+def _strings(tree) -> list[str]:
+    if isinstance(tree, dict):
+        return [s for key, value in tree.items() for s in (*_strings(key), *_strings(value))]
+    if isinstance(tree, (list, tuple)):
+        return [s for item in tree for s in _strings(item)]
+    return [tree] if isinstance(tree, str) else []
+
+
+def local_paths(model_dir: Path) -> set[str]:
+    """The local paths a run folder names: its own, and every path-like string of its recipe and metrics."""
+    metrics, recipe = read_run_files(model_dir)
+    paths = {str(model_dir.resolve()), str(model_dir.absolute())}
+    for value in filter(_path_like, _strings([recipe, metrics])):
+        paths |= {value, os.path.abspath(os.path.expanduser(value))}
+    return {p for p in paths if len(p) > 1}  # never "/" alone
+
+
+def _refuse_local_paths(folder: Path, paths: set[str]) -> None:
+    """Fail closed: no exported file may hold a local path, whatever wrote it there.
+
+    Weights are skipped: save_pretrained writes their header from tensor names and a fixed format tag alone.
+    """
+    for path in sorted(folder.iterdir()):
+        if path.suffix == ".safetensors":
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for local in sorted(paths):
+            if local in text or json.dumps(local)[1:-1] in text:  # as written, or JSON-escaped (backslashes)
+                raise SeqlabUsageError(
+                    f"export refused: {path.name} would publish the local path {local!r} (named by the run's recipe "
+                    "or metrics); nothing was written. Remove it from your model's labels or config, or report it."
+                )
+
+
 def export_for_hub(
     model_dir: str | Path,
     output_dir: str | Path,
     repo_id: str,
     card_overrides: dict | None = None,
+    publish_file_names: bool = False,
 ) -> list[str]:
     """Write the upload folder for `model_dir` into `output_dir` (which must not exist or be empty).
 
     Returns the exported file names. The folder is assembled in a temporary directory and renamed at the
-    end, so a failure leaves nothing half-written.
+    end, so a failure leaves nothing half-written. No file names a local path: the card calls local data files
+    "local file N" (their base names with `publish_file_names`), and JSON keys no seqlab or transformers class
+    defines are left out with one warning.
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     check_model_dir(model_dir)
@@ -100,19 +237,24 @@ def export_for_hub(
     config = AutoConfig.from_pretrained(model_dir)
     model_class = _model_class(config)
     model = model_class.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
+        (staging / ".tokenizer").mkdir()
+        tokenizer, dropped = _load_clean_tokenizer(model_dir, staging / ".tokenizer", config)
         model.save_pretrained(staging)
         fit_to_model(tokenizer, config).save_pretrained(staging)
-        _drop_local_loading_flags(staging / "tokenizer_config.json")
-        card = build_model_card(model_dir, model, repo_id=repo_id, overrides=card_overrides)
+        for name, keys in _keep_known_keys(staging, _file_keys(config)).items():
+            dropped[name] = list(dict.fromkeys([*dropped.get(name, []), *keys]))
+        card = build_model_card(model_dir, model, repo_id=repo_id, overrides=card_overrides,
+                                publish_file_names=publish_file_names)  # fmt: skip
         (staging / "README.md").write_text(str(card), encoding="utf-8")
         for path in list(staging.iterdir()):
             if not is_whitelisted(path.name):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
+        _refuse_local_paths(staging, local_paths(model_dir))
+        _warn_dropped(dropped, config)
         if output_dir.exists():
             output_dir.rmdir()
         staging.rename(output_dir)
