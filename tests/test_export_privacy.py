@@ -1,5 +1,6 @@
 """Export privacy (issue 15): no local path and no planted key reaches the Hub, and the export still works."""
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ from remote_code import load_without_seqlab
 from seqlab.errors import SeqlabUsageError
 from seqlab.hub import export_for_hub
 from seqlab.hub.card import DataNames
-from seqlab.hub.export import config_keys
+from seqlab.hub.export import _refuse_local_paths, config_keys
 from test_hf_integration import encode, first_output
 from test_hub import fake_run
 
@@ -143,6 +144,21 @@ def test_a_local_path_left_anywhere_refuses_the_export(tmp_path, tokenizer):
     with pytest.raises(SeqlabUsageError, match=f"export refused: README.md would publish the local path '{SECRET_PATH}'"):
         export_for_hub(run, export, "a/b")
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no export, no staging folder left behind
+
+
+@pytest.mark.parametrize("text, leaks", [
+    ("trained in /data/alice on 2 cores", True),
+    ('{"file": "/data"}', True),
+    ("`/data/x.tsv`", True),
+    ('{"dir": "C:\\\\data"}', True),  # a Windows path as JSON writes it
+    ("https://huggingface.co/datasets/imdb", False),  # "/data" inside a word of a link is no path
+    ("see /database", False),
+])  # fmt: skip
+def test_the_local_path_check_matches_whole_paths_only(tmp_path, text, leaks):
+    (tmp_path / "README.md").write_text(text)
+    refused = pytest.raises(SeqlabUsageError, match="export refused: README.md would publish the local path")
+    with refused if leaks else contextlib.nullcontext():
+        _refuse_local_paths(tmp_path, {"/data", "C:\\data"})
 
 
 def test_a_tokenizer_config_that_is_not_json_is_one_clear_error(tmp_path, tokenizer):

@@ -199,17 +199,25 @@ def local_paths(model_dir: Path) -> set[str]:
     return {p for p in paths if len(p) > 1}  # never "/" alone
 
 
+def _path_pattern(local: str) -> re.Pattern:
+    """`local` as written or JSON-escaped (backslashes), as a whole path or a folder of one: an output_dir of
+    "/data" matches "/data" and "/data/x" but not the "/datasets" of a Hub link."""
+    spellings = "|".join(re.escape(s) for s in dict.fromkeys([local, json.dumps(local)[1:-1]]))
+    return re.compile(rf"(?<![\w.~-])(?:{spellings})(?![\w.~-])")
+
+
 def _refuse_local_paths(folder: Path, paths: set[str]) -> None:
     """Fail closed: no exported file may hold a local path, whatever wrote it there.
 
     Weights are skipped: save_pretrained writes their header from tensor names and a fixed format tag alone.
     """
+    patterns = {local: _path_pattern(local) for local in sorted(paths)}
     for path in sorted(folder.iterdir()):
         if path.suffix == ".safetensors":
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
-        for local in sorted(paths):
-            if local in text or json.dumps(local)[1:-1] in text:  # as written, or JSON-escaped (backslashes)
+        for local, pattern in patterns.items():
+            if pattern.search(text):
                 raise SeqlabUsageError(
                     f"export refused: {path.name} would publish the local path {local!r} (named by the run's recipe "
                     "or metrics); nothing was written. Remove it from your model's labels or config, or report it."
