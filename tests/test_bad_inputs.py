@@ -352,6 +352,78 @@ def test_bad_checkpoint_is_refused_and_the_run_folder_left_as_it_was(how, match,
     assert _snapshot(run) == before
 
 
+@pytest.mark.parametrize("change, match", [
+    ({"learning_rate": 0.01}, r"records other settings than this run's \(learning_rate 0.001 -> 0.01\)"),
+    ({"per_device_train_batch_size": 2}, r"\(per_device_train_batch_size 4 -> 2\)"),
+    ({"max_steps": None, "max_train_tokens": 5000}, r"\(max_steps 4 -> None, max_train_tokens None -> 5000\)"),
+], ids=["resume-with-another-learning-rate", "resume-with-another-batch-size", "resume-with-another-budget"])
+def test_resume_with_changed_settings_is_refused(change, match, checkpointed_run, tmp_path):
+    """A resume continues its checkpoint's optimizer, schedule and data position: its settings cannot change
+    under it (recipe.yaml and the model card would claim what the run never did)."""
+    run = tmp_path / "run"
+    shutil.copytree(checkpointed_run["output_dir"], run)
+    before = _snapshot(run)
+    with pytest.raises(SeqlabUsageError, match=match + r".*only logging_steps, .* may change.*another --output_dir"):
+        run_pretraining({**checkpointed_run, "output_dir": str(run), "resume_from_checkpoint": "latest", **change})
+    assert _snapshot(run) == before
+
+
+def test_resume_applies_bookkeeping_changes_and_records_them(checkpointed_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(checkpointed_run["output_dir"], run)
+    metrics = run_pretraining({**checkpointed_run, "output_dir": str(run), "resume_from_checkpoint": "latest",
+                               "logging_steps": 1, "save_steps": 1})
+    assert metrics["step"] == 4
+    recorded = yaml.safe_load((run / "recipe.yaml").read_text())
+    assert recorded["logging_steps"] == 1 and recorded["save_steps"] == 1  # what the continuation did
+    assert recorded["learning_rate"] == checkpointed_run.get("learning_rate", 1e-3)  # unchanged: nothing else may be
+    assert [json.loads(line)["step"] for line in (run / "train_log.jsonl").read_text().splitlines()
+            if "loss" in json.loads(line)][-2:] == [3, 4]  # logged every step after the resume
+
+
+_HOLD_LOCK = """
+import sys, time
+from seqlab.training.lock import OutputDirLock
+lock = OutputDirLock(sys.argv[1])
+lock.acquire(create=True)
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_output_dir_in_use_is_refused_and_a_killed_holder_blocks_nothing(checkpointed_run, repo_root, tmp_path,
+                                                                        monkeypatch, capsys):
+    """Two runs on one output folder (two `--resume_from_checkpoint latest` jobs, say) would interleave their
+    logs and checkpoints: the second is refused, naming the first; the lock dies with its process (kill -9)."""
+    import signal
+
+    from seqlab.training.lock import OutputDirLock
+
+    run = tmp_path / "run"
+    shutil.copytree(checkpointed_run["output_dir"], run)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root / "src"), os.environ.get("PYTHONPATH")]))}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = _snapshot(run)
+        argv = [f"--{key}={value}" for key, value in checkpointed_run.items() if key not in ("datasets", "output_dir")
+                and value is not None]
+        argv += ["--datasets", "tinyshakespeare", "--output_dir", str(run), "--resume_from_checkpoint", "latest"]
+        code, err = run_script(repo_root, "pretrain.py", argv, monkeypatch, capsys)
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1, err
+        assert re.match(rf"error: output_dir '.*run' is in use by another run \(pid {holder.pid} on host \S+, started "
+                        r".*\); wait for it to finish or stop it, or pass another --output_dir", lines[0]), lines[0]
+        assert _snapshot(run) == before
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+    lock = OutputDirLock(run)  # no stale lock: the kernel released it with the killed process
+    lock.acquire(create=True)
+    assert lock.held
+    lock.release()
+
+
 # ----------------------------------------------------------------------------------------------
 # Generation arguments
 # ----------------------------------------------------------------------------------------------

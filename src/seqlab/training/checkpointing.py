@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..errors import SeqlabUsageError
+from .lock import holds_files
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def resolve_resume(resume_from: str | None, output_dir: str | Path | None) -> Pa
         return None
     if resume_from == "latest" and output_dir is not None and not list_checkpoints(output_dir):
         run = Path(output_dir)
-        started = (run / RECIPE_FILE).is_file() or (run.is_dir() and not any(run.iterdir()))
+        started = (run / RECIPE_FILE).is_file() or (run.is_dir() and not holds_files(run))
         if started and not (run / METRICS_FILE).exists():
             logger.warning("%s holds no checkpoint yet (killed before the first save): starting at step 0", run)
             return None

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from ..errors import SeqlabUsageError
 from .checkpointing import check_checkpoint_fits, resolve_resume
+from .lock import OutputDirLock
 from .loop import LoopSettings, steps_per_epoch
 from .optim import (
     GradualUnfreezing,
@@ -45,6 +46,7 @@ from .runtime import (
     resolve_mixed_precision,
     seeded_generator,
 )
+from .resume import check_resume_settings
 from .session import finish, run_session, save_model_fn
 
 SCRATCH = "scratch"
@@ -197,12 +199,13 @@ def run_finetuning(recipe: Mapping[str, Any] | None = None, **overrides: Any) ->
     validate_finetuning_recipe(resolved)
     accelerator = make_accelerator(resolved)
     try:
-        return _finetune(accelerator, resolved)
+        with OutputDirLock(resolved["output_dir"], accelerator) as lock:
+            return _finetune(accelerator, resolved, lock)
     finally:
         release_accelerator(accelerator)
 
 
-def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
+def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[str, Any]:
     import torch
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
@@ -223,6 +226,7 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
     checkpoint = resolve_resume(recipe["resume_from_checkpoint"], recipe["output_dir"])
     resuming = bool(recipe["resume_from_checkpoint"])  # also a run killed before its first checkpoint
     output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], resuming)
+    lock.acquire()  # an existing folder: refuse at once if another run is using it
     scratch = recipe["model_name_or_path"] == SCRATCH
     pretrained_config = None if scratch else check_pretrained_folder(recipe)[1]
     tokenizer_source = recipe["tokenizer_path"] or (None if scratch else recipe["model_name_or_path"])
@@ -335,6 +339,8 @@ def _finetune(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
     # 3. Train.
     if checkpoint is not None:
         check_checkpoint_fits(checkpoint, accelerator.unwrap_model(model))
+    check_resume_settings(recipe, checkpoint)
+    lock.acquire(create=True)
     create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], resuming, recipe)
     settings = LoopSettings.from_recipe(recipe, max_steps, output_dir)
     session = run_session(

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from ..errors import SeqlabUsageError
 from .checkpointing import check_checkpoint_fits, resolve_resume
+from .lock import OutputDirLock
 from .loop import LoopSettings
 from .optim import create_optimizer, create_scheduler, warmup_steps_for
 from .recipe import PRETRAIN_FIELDS, TOKENIZER_TRAIN_KEYS, check_budget, check_positive, resolve_path, resolve_recipe
@@ -29,6 +30,7 @@ from .runtime import (
     resolve_mixed_precision,
     seeded_generator,
 )
+from .resume import check_resume_settings
 from .session import finish, run_session, save_model_fn
 
 
@@ -150,12 +152,13 @@ def run_pretraining(recipe: Mapping[str, Any] | None = None, **overrides: Any) -
     validate_pretraining_recipe(resolved)
     accelerator = make_accelerator(resolved)
     try:
-        return _pretrain(accelerator, resolved)
+        with OutputDirLock(resolved["output_dir"], accelerator) as lock:
+            return _pretrain(accelerator, resolved, lock)
     finally:
         release_accelerator(accelerator)
 
 
-def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
+def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[str, Any]:
     import torch
     from accelerate.utils import send_to_device, set_seed
     from torch.utils.data import DataLoader
@@ -169,6 +172,7 @@ def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
     checkpoint = resolve_resume(recipe["resume_from_checkpoint"], recipe["output_dir"])
     resuming = bool(recipe["resume_from_checkpoint"])  # also a run killed before its first checkpoint
     output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], resuming)
+    lock.acquire()  # an existing folder: refuse at once if another run is using it
     tokenizer = obtain_tokenizer(accelerator, recipe)
     family, config = build_model_config(recipe["model_config"], recipe["model"] or {}, tokenizer, recipe)
     check_vocab_compatible(tokenizer, config)
@@ -267,6 +271,8 @@ def _pretrain(accelerator, recipe: dict[str, Any]) -> dict[str, Any]:
     # 3. Train.
     if checkpoint is not None:
         check_checkpoint_fits(checkpoint, accelerator.unwrap_model(model))
+    check_resume_settings(recipe, checkpoint)
+    lock.acquire(create=True)
     create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], resuming, recipe)
     settings = LoopSettings.from_recipe(recipe, max_steps, output_dir)
     session = run_session(

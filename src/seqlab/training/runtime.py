@@ -16,6 +16,7 @@ import torch
 from ..errors import SeqlabUsageError
 from ..tokenizer import fit_to_model
 from .checkpointing import drop_tied_copies, write_text_atomic
+from .lock import holds_files
 from .recipe import read_yaml, recipe_to_yaml, resolve_path
 
 OBJECTIVES = {"recurrent": "causal", "decoder": "causal", "encoder": "masked"}
@@ -242,7 +243,7 @@ def prepare_output_dir(output_dir: str | None, overwrite: bool, resuming: bool) 
     path = Path(output_dir)
     if path.exists() and not path.is_dir():
         raise SeqlabUsageError(f"output_dir {str(path)!r} is a file; pass a folder")
-    if path.is_dir() and any(path.iterdir()) and not (overwrite or resuming):
+    if path.is_dir() and holds_files(path) and not (overwrite or resuming):
         raise SeqlabUsageError(
             f"output_dir {str(path)!r} already holds a run; pass --resume_from_checkpoint latest to continue it, "
             "--overwrite_output_dir true to replace it, or another --output_dir"
@@ -254,10 +255,21 @@ def create_output_dir(accelerator, path: Path, overwrite: bool, resuming: bool, 
     """Create (or empty, with overwrite) the output folder and store the resolved recipe in it."""
     if accelerator.is_main_process:
         if overwrite and not resuming and path.is_dir():
-            shutil.rmtree(path)
+            _empty_folder(path)
         path.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path / RECIPE_FILE, recipe_to_yaml(recipe))
     accelerator.wait_for_everyone()
+
+
+def _empty_folder(path: Path) -> None:
+    """Delete everything in ``path`` but the lock file this run holds (deleting it would let another run take
+    a second lock on a new file while this one runs)."""
+    from .lock import LOCK_FILE
+
+    for child in path.iterdir():
+        if child.name == LOCK_FILE:
+            continue
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
 def seeded_generator(seed: int) -> torch.Generator:
