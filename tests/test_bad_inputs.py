@@ -250,6 +250,28 @@ def test_a_bad_row_deep_in_a_file_is_named_by_its_row(tmp_path):
         load_text_dataset(path)
 
 
+def _labelled_rows(count: int) -> str:
+    return "sentence\tlabel\n" + "".join(f"{'a fine' if i % 2 else 'a dull'} film, take {i}\t{i % 2}\n"
+                                          for i in range(count))
+
+
+@pytest.mark.parametrize("dataset", ["train.tsv", "sst2_sentence:train"], ids=["file-dataset-without-eval-split",
+                                                                              "key-split-without-eval-split"])
+def test_training_rows_are_never_scored_as_validation(dataset, lm_folder, tmp_path):
+    """A file (or ``key:train``) has no evaluation split of its own: 'validation' would be the training rows."""
+    if dataset.endswith(".tsv"):
+        dataset = write(tmp_path / dataset, _labelled_rows(40))
+    refused(run_finetuning, finetune_recipe(lm_folder, tmp_path / "out", dataset=dataset),
+            r"dataset '.*train.*' has no evaluation split of its own: evaluating on split 'validation' would score "
+            r"the training rows themselves; pass a labelled file of held-out rows as --eval_split DEV_FILE")
+
+
+def test_eval_split_may_name_a_file_of_held_out_rows(lm_folder, tmp_path):
+    train, dev = write(tmp_path / "train.tsv", _labelled_rows(40)), write(tmp_path / "dev.tsv", _labelled_rows(10))
+    metrics = run_finetuning(finetune_recipe(lm_folder, tmp_path / "out", dataset=train, eval_split=dev))
+    assert metrics["eval_examples"] == 10
+
+
 # ----------------------------------------------------------------------------------------------
 # Model folders and checkpoints
 # ----------------------------------------------------------------------------------------------
@@ -284,6 +306,9 @@ def _damage(folder: Path, how: str, tokenizer) -> None:
     elif how == "weights-of-another-size":
         config["intermediate_size"] = 96
         (folder / "config.json").write_text(json.dumps(config))
+    elif how == "config-with-fewer-layers-than-weights":
+        config["num_hidden_layers"] = 1
+        (folder / "config.json").write_text(json.dumps(config))
     elif how == "vocabulary-smaller-than-tokenizer":
         config["vocab_size"] = 300
         (folder / "config.json").write_text(json.dumps(config))
@@ -306,6 +331,8 @@ MODEL_CASES = [
     ("non-finite-weights", r"hold values that are not finite numbers \(1 tensors"),
     ("weights-of-another-family", r"the body weights of '.*model' did not load \(\d+ missing, e.g. model.layers"),
     ("weights-of-another-size", r"do not load into a decoder classifier \(.*size"),
+    ("config-with-fewer-layers-than-weights", r"hold \d+ body tensors its config.json has no place for \(e.g. "
+                                              r"model.layers.1\..*restore the config.json saved with them"),
     ("vocabulary-smaller-than-tokenizer", r"the tokenizer has 512 tokens but the model config has vocab_size=300"),
     ("special-token-ids-differ", r"the tokenizer's pad_token_id is 0 but the model config's is 7"),
     ("damaged-tokenizer", r"the tokenizer in .* cannot be loaded \(.*tokenizer.json or tokenizer_config.json is damaged"),

@@ -15,6 +15,7 @@ import gzip
 import json
 import lzma
 import math
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -107,6 +108,40 @@ def load_labelled(source: str, split: str, what: str):
     return dataset
 
 
+def eval_is_file(recipe: Mapping[str, Any]) -> bool:
+    """``eval_split`` may name a labelled file of held-out rows (the evaluation split of a file dataset)."""
+    value = recipe["eval_split"]
+    return bool(value) and Path(value).suffix != "" and resolve_path(value, recipe).is_file()
+
+
+def evaluation_source(recipe: Mapping[str, Any]) -> tuple[str, str]:
+    """``(source, split)`` the evaluation split is read from."""
+    if eval_is_file(recipe):
+        return str(resolve_path(recipe["eval_split"], recipe)), "train"
+    return recipe["dataset"], recipe["eval_split"]
+
+
+def _rows_identity(source: str, split: str) -> tuple:
+    from ..data import resolve_source
+
+    resolved = resolve_source(source, split)
+    where = tuple(os.path.realpath(f) for f in resolved.files) or (resolved.source, resolved.split)
+    return where, resolved.carve
+
+
+def refuse_training_rows_as_evaluation(recipe: Mapping[str, Any]) -> None:
+    """A file dataset has no evaluation split of its own (nor has ``key:train``): reading 'validation' from it
+    would score the very rows trained on and report them as validation accuracy. Refused, as ``datasets``
+    refuses an unknown split; the held-out rows are named with ``--eval_split FILE``."""
+    if _rows_identity(recipe["dataset"], recipe["train_split"]) != _rows_identity(*evaluation_source(recipe)):
+        return
+    raise SeqlabUsageError(
+        f"dataset {recipe['dataset']!r} has no evaluation split of its own: evaluating on split "
+        f"{recipe['eval_split']!r} would score the training rows themselves; pass a labelled file of held-out rows "
+        "as --eval_split DEV_FILE (e.g. dev.tsv), or a data key whose evaluation split is separate"
+    )
+
+
 def _eval_file_name(path: str, taken: set[str]) -> str:
     """metrics.json key of an --eval_file: its file name (with its folder when two files share a name)."""
     name = Path(path).name
@@ -157,6 +192,15 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
         raise SeqlabUsageError(
             f"the body weights of {str(path)!r} did not load ({len(missing_body)} missing, e.g. {missing_body[0]}); "
             "pass the folder of a seqlab language model of the same family"
+        )
+    # body tensors the config has no place for (config.json edited to fewer layers, say) would be dropped
+    # silently and the run still recorded as pretrained; only the language-model head may be left out
+    unused_body = [key for key in info["unexpected_keys"] if key.startswith(prefix)]
+    if unused_body:
+        raise SeqlabUsageError(
+            f"the weights in {str(path)!r} hold {len(unused_body)} body tensors its config.json has no place for "
+            f"(e.g. {unused_body[0]}): config.json does not describe these weights; restore the config.json saved "
+            "with them"
         )
     loaded = sum(1 for key in model.state_dict() if key.startswith(prefix))
     damaged = [name for name, tensor in model.state_dict().items()
@@ -242,7 +286,7 @@ def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
     taken: set[str] = set()
     with accelerator.main_process_first():  # one process writes the datasets caches, the others read them
         train_set = load_labelled(recipe["dataset"], recipe["train_split"], "dataset")
-        eval_set = load_labelled(recipe["dataset"], recipe["eval_split"], "dataset")
+        eval_set = load_labelled(*evaluation_source(recipe), "eval_split" if eval_is_file(recipe) else "dataset")
         eval_files = {_eval_file_name(str(f), taken): load_labelled(str(resolve_path(f, recipe)), "train", "eval_file")
                       for f in recipe["eval_files"]}
     names = key_label_names(recipe["dataset"])
@@ -255,6 +299,7 @@ def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
             check_labels(dataset, num_labels)
         except SeqlabUsageError as error:
             raise SeqlabUsageError(f"{what}: {error}") from None
+    refuse_training_rows_as_evaluation(recipe)
     id2label = {i: names[i] for i in range(num_labels)} if names and len(names) == num_labels \
         else {i: f"LABEL_{i}" for i in range(num_labels)}
     dev_set = None

@@ -138,7 +138,8 @@ FINETUNE_FIELDS: dict[str, Field] = {
     "tokenizer_path": Field("str", None, "tokenizer folder (unset: the model folder)"),
     "dataset": Field("str", "sst2_sentence", "labelled data key or file"),
     "train_split": Field("str", "train", "split to fine-tune on"),
-    "eval_split": Field("str", "validation", "split to evaluate on"),
+    "eval_split": Field("str", "validation", "split of dataset to evaluate on, or a labelled file of held-out rows "
+                        "(a file dataset has no split of its own: training rows are never scored as validation)"),
     "eval_files": Field("list", [], "extra labelled files scored with the final classifier (--eval_file, repeatable)"),
     "max_length": Field("int", 128, "truncate texts to this many tokens"),
     "num_labels": Field("int", None, "classes (unset: from the data)"),
