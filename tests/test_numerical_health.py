@@ -111,6 +111,32 @@ def test_skip_nonfinite_batches_drops_the_update_counts_it_and_finishes(tokenize
     assert safe_load(out / "checkpoints" / "step-8" / "lr_scheduler.bin")["last_epoch"] == 8
 
 
+def test_skipping_most_steps_fails_instead_of_reporting_a_result(tokenizer, model_yaml, tmp_path, monkeypatch):
+    """skip_nonfinite_batches is for a rare bad batch: skipping 5 of 8 steps is a failed run, not a model."""
+    out = tmp_path / "mostly-skipped"
+    inject_nan(monkeypatch, DecoderForCausalLM, {2, 3, 5, 6, 8})
+    with pytest.raises(NonFiniteLossError, match=r"training skipped 5 of 8 steps because their loss or gradient was "
+                                                 r"not finite \(more than 10% allowed with skip_nonfinite_batches\)"):
+        run_pretraining(recipe(tokenizer, model_yaml, out, skip_nonfinite_batches=True))
+    assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
+
+
+def test_a_nonfinite_final_evaluation_fails(tokenizer, model_yaml, tmp_path, monkeypatch):
+    real_forward = DecoderForCausalLM.forward
+
+    def forward(self, *args, **kwargs):  # training is healthy; the evaluation's logits are NaN
+        output = real_forward(self, *args, **kwargs)
+        if not self.training:
+            output.logits = output.logits * float("nan")
+        return output
+
+    monkeypatch.setattr(DecoderForCausalLM, "forward", forward)
+    out = tmp_path / "nan-eval"
+    with pytest.raises(NonFiniteLossError, match=r"the final evaluation loss is nan after 4 steps \(0 skipped"):
+        run_pretraining(recipe(tokenizer, model_yaml, out, max_steps=4, skip_nonfinite_batches=True))
+    assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
+
+
 def test_nonfinite_weights_are_never_checkpointed(tokenizer, model_yaml, tmp_path, monkeypatch):
     """The last guard: even if a bad update got through, no checkpoint is written from broken weights."""
     out = tmp_path / "weights"

@@ -74,3 +74,30 @@ def nonfinite_weights_error(step: int, output_dir: str | None) -> NonFiniteLossE
         f"was written and {last_good_checkpoint(output_dir)}. Lower learning_rate or keep max_grad_norm > 0, "
         "then continue with --resume_from_checkpoint latest"
     )
+
+
+# skip_nonfinite_batches is for a rare bad batch; beyond this share of the steps (and more than
+# MAX_SKIPPED_ALWAYS_ALLOWED steps) the run failed, whatever its last loss says
+MAX_SKIPPED_FRACTION = 0.10
+MAX_SKIPPED_ALWAYS_ALLOWED = 2
+
+
+def check_finished_run(step: int, skipped_steps: int, scores: dict, output_dir: str | None) -> None:
+    """Refuse to report a finished run as a result when it mostly skipped its updates or its final evaluation
+    is not finite (nothing is saved then: no model, no metrics.json)."""
+    if skipped_steps > max(MAX_SKIPPED_ALWAYS_ALLOWED, MAX_SKIPPED_FRACTION * step):
+        raise NonFiniteLossError(
+            f"training skipped {skipped_steps} of {step} steps because their loss or gradient was not finite (more "
+            f"than {MAX_SKIPPED_FRACTION:.0%} allowed with skip_nonfinite_batches), so the model is not a result and "
+            f"was not saved; {last_good_checkpoint(output_dir)}. Lower learning_rate, keep max_grad_norm > 0 or "
+            "check the data, then train again"
+        )
+    bad = {key: value for key, value in scores.items()
+           if key == "loss" and isinstance(value, float) and not math.isfinite(value)}
+    if bad:
+        raise NonFiniteLossError(
+            f"the final evaluation loss is {_number(bad['loss'])} after {step} steps ({skipped_steps} skipped as "
+            "not finite), so the model is not a result and was not saved; "
+            f"{last_good_checkpoint(output_dir)}. Lower learning_rate, keep max_grad_norm > 0 or check the data, "
+            "then train again"
+        )

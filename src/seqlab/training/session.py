@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .checkpointing import TrainingProgress, load_checkpoint, remove_leftovers
+from .health import check_finished_run
 from .loop import LoopResult, LoopSettings, train
 from .reporting import LOSS_CURVE, TrainLog, plot_loss_curve, write_metrics
 from .runtime import save_final_model
@@ -86,6 +87,7 @@ def run_session(
     if len(eval_record) > 1:
         train_log.write(eval_record)
         accelerator.log({f"eval/{k[5:]}": v for k, v in eval_record.items() if k != "step"}, step=loop.progress.step)
+    check_finished_run(loop.progress.step, loop.progress.skipped_steps, scores, settings.output_dir)
     if save_model is not None:
         save_model()
     if accelerator.is_main_process:
