@@ -44,7 +44,7 @@ def in_repo(repo_root, monkeypatch):
     monkeypatch.chdir(repo_root)  # model YAML paths in the config are relative to the repository
 
 
-def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo):
+def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo, capsys):
     config = write_config(tmp_path, eval_files=[str(tmp_path / "extra.tsv")])
     (tmp_path / "extra.tsv").write_text("sentence\tlabel\ngreat fun\t1\nawful\t0\nsuperb acting\t1\n")
     out = run_experiment(config, tmp_path / "out")
@@ -86,6 +86,17 @@ def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo):
     assert len(again) == 4 and [r["run_id"] for r in again[:3]] == [json.loads(x)["run_id"] for x in lines[:3]]
     assert again[3]["run_id"] == json.loads(lines[3])["run_id"]
     assert again[3]["metrics"] == json.loads(lines[3])["metrics"]  # deterministic on CPU
+
+    # a torn last line (killed while appending it) is dropped, reported in one line, and its run redone
+    whole = (out / "results.jsonl").read_bytes()
+    last = whole.splitlines()[3]
+    (out / "results.jsonl").write_bytes(whole[: len(whole) - 1 - len(last) // 2])
+    capsys.readouterr()
+    run_experiment(config, out)
+    assert "dropped a torn last line" in capsys.readouterr().err
+    after = (out / "results.jsonl").read_bytes()
+    assert after.splitlines()[:3] == whole.splitlines()[:3] and after.endswith(b"\n")
+    assert [json.loads(x)["metrics"] for x in after.splitlines()] == [r["metrics"] for r in again]
 
     # a lost kept classifier is re-made; results.jsonl is never touched by that step
     before = (out / "results.jsonl").read_bytes()
@@ -243,3 +254,48 @@ def test_shipped_experiment_configs_load(repo_root, name):
     sizes = {len(grid) for by_arm in config.learning_rates.values() for grid in by_arm.values()}
     assert len(sizes) == 1 and sizes.pop() >= 3  # a grid that can bracket each arm's optimum
     assert config.dev_examples >= 200  # selection on a dev set carved off the training split
+
+
+def test_results_file_keeps_whole_lines_and_names_a_damaged_one(tmp_path):
+    from seqlab.experiment.report import read_results, recover_torn_tail
+    from seqlab.experiment.runner import _append_record
+
+    path = tmp_path / "results.jsonl"
+    _append_record(path, {"run_id": "a"})
+    _append_record(path, {"run_id": "b"})
+    path.write_bytes(path.read_bytes() + b'{"run_id": "c", "metr')  # a kill during the third append
+    assert [r["run_id"] for r in read_results(path)] == ["a", "b"]  # readable as it is
+    assert recover_torn_tail(path) == len(b'{"run_id": "c", "metr') and recover_torn_tail(path) == 0
+    _append_record(path, {"run_id": "c"})
+    assert [r["run_id"] for r in read_results(path)] == ["a", "b", "c"]
+    path.write_bytes(b'{"run_id": "a"}\n{"run_id"\n{"run_id": "c"}\n')  # damage before the last line is not a kill's
+    with pytest.raises(SeqlabUsageError, match=r"results.jsonl line 2 is not a valid result .*delete that line"):
+        read_results(path)
+
+
+def test_a_changed_model_yaml_is_refused_on_the_same_output_dir(tmp_path, in_repo):
+    """experiment.yaml names each family's model YAML by path: its contents are recorded and compared too, so
+    one arm never mixes models of two sizes."""
+    from seqlab.experiment import runner
+
+    model = tmp_path / "decoder.yaml"
+    model.write_text(yaml.safe_dump({"family": "decoder", "hidden_size": 80, "num_hidden_layers": 1}))
+    config = write_config(tmp_path, families={"decoder": str(model)})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "experiment.yaml").write_text(config.read_text())
+    runner._record_models(out, {"decoder": str(model)})  # what the first invocation records
+    model.write_text(yaml.safe_dump({"family": "decoder", "hidden_size": 160, "num_hidden_layers": 1}))
+    with pytest.raises(SeqlabUsageError, match=r"families.decoder \(.*decoder.yaml: hidden_size 80 -> 160\) differ"):
+        run_experiment(config, out)
+
+
+def test_two_invocations_on_one_output_dir_are_refused(tmp_path, in_repo):
+    from seqlab.training.lock import OutputDirLock
+
+    out = tmp_path / "out"
+    with OutputDirLock(out) as other:  # another invocation, running
+        other.acquire(create=True)
+        with pytest.raises(SeqlabUsageError, match=r"output_dir '.*out' is in use by another run \(pid \d+ on host"):
+            run_experiment(write_config(tmp_path), out)
+    assert [p.name for p in out.iterdir()] == [".seqlab.lock"]  # nothing written

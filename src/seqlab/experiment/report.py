@@ -15,6 +15,7 @@ labels the scratch arm needs to match the pretrained arm at the smallest budget 
 import csv
 import json
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -28,10 +29,52 @@ ARM_NAMES = {"pretrained": "pretrained", "scratch": "scratch", "ulmfit": "ULMFiT
 
 
 def read_results(path: str | Path) -> list[dict]:
+    """The records of results.jsonl; a torn last line (a run killed while appending it) is left out (the runner
+    drops it from the file and redoes that run, see ``recover_torn_tail``). A damaged line before the last is
+    an error naming it."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return _parse_results(path, path.read_bytes())[0]
+
+
+def _parse_results(path: Path, data: bytes) -> tuple[list[dict], int]:
+    """``(records, length of the valid prefix in bytes)``; only the last line may be torn."""
+    records, valid_end, position = [], 0, 0
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines, start=1):
+        end = position + len(line) + (1 if number < len(lines) else 0)
+        if line.strip():
+            try:
+                record = json.loads(line.decode("utf-8"))
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                if any(rest.strip() for rest in lines[number:]):
+                    from ..errors import SeqlabUsageError
+
+                    raise SeqlabUsageError(
+                        f"{path} line {number} is not a valid result ({error}); delete that line and rerun: its run "
+                        "is then redone"
+                    ) from None
+                return records, valid_end
+            records.append(record)
+        valid_end = end
+        position = end
+    return records, valid_end
+
+
+def recover_torn_tail(path: str | Path) -> int:
+    """Cut a torn last line off results.jsonl (so the next append starts a line of its own); the bytes dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    data = path.read_bytes()
+    _, valid_end = _parse_results(path, data)
+    if valid_end < len(data) and data[valid_end:].strip():
+        os.truncate(path, valid_end)
+        return len(data) - valid_end
+    return 0
 
 
 def _score(record: dict, metric: str, split: str = "metrics") -> float:

@@ -18,9 +18,10 @@ from tqdm.auto import tqdm
 
 from ..errors import SeqlabUsageError
 from ..provenance import provenance
+from ..training.lock import LOCK_FILE, OutputDirLock
 from .grid import ARM_STRATEGIES, PRETRAINED_INITS, ExperimentConfig, FinetuneRun, load_experiment
 from .keep import is_kept, keep_classifier, selected_records
-from .report import read_results, write_report
+from .report import read_results, recover_torn_tail, write_report
 
 
 def _train_tokenizer(config: ExperimentConfig, output_dir: Path) -> Path:
@@ -123,6 +124,49 @@ def _parameter_counts(paths: dict[str, Path]) -> dict[str, int]:
 # keys that may change between invocations on one output_dir: they only add or remove runs of the grid
 _GRID_KEYS = {"families", "inits", "label_budgets", "seeds", "learning_rates", "keep_models", "keep_best_classifiers"}
 _SETTINGS_FILE = "experiment.yaml"
+# the contents of each family's model YAML when its runs were made: experiment.yaml names only the path
+_MODELS_FILE = "model_configs.json"
+
+
+def _model_contents(families: dict) -> dict:
+    """{family: parsed model YAML (or a model folder's config.json)}; None where it cannot be read (the runs
+    themselves report that)."""
+    contents = {}
+    for name, model_config in families.items():
+        path = Path(model_config)
+        path = path / "config.json" if path.is_dir() else path
+        try:
+            contents[name] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            contents[name] = None
+    return contents
+
+
+def _changed_models(output_dir: Path, families: dict) -> list[str]:
+    """``families.NAME (PATH: key old -> new, ...)`` for each family whose model YAML changed since its runs."""
+    try:
+        saved = json.loads((output_dir / _MODELS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:  # made before the contents were recorded: nothing to compare with
+        return []
+    changed = []
+    for name, now in _model_contents(families).items():
+        if name not in saved or saved[name] == now:
+            continue
+        old = saved[name] if isinstance(saved[name], dict) else {}
+        new = now if isinstance(now, dict) else {}
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        details = ", ".join(f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys) or "contents differ"
+        changed.append(f"families.{name} ({families[name]}: {details})")
+    return changed
+
+
+def _record_models(output_dir: Path, families: dict) -> None:
+    """Record the model YAML contents (keeping families no longer in the grid: their runs are still here)."""
+    from ..training.checkpointing import write_text_atomic
+
+    path = output_dir / _MODELS_FILE
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    write_text_atomic(path, json.dumps({**saved, **_model_contents(families)}, indent=2, sort_keys=True) + "\n")
 
 
 def _check_same_settings(config_path: Path, output_dir: Path) -> None:
@@ -130,7 +174,7 @@ def _check_same_settings(config_path: Path, output_dir: Path) -> None:
     current = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
     saved_path = output_dir / _SETTINGS_FILE
     if not saved_path.is_file():
-        if output_dir.exists() and any(output_dir.iterdir()):
+        if output_dir.exists() and any(p.name != LOCK_FILE for p in output_dir.iterdir()):
             raise SeqlabUsageError(
                 f"{output_dir} is not empty and holds no {_SETTINGS_FILE}: it was not made by this experiment "
                 "runner; choose a new --output_dir."
@@ -140,6 +184,7 @@ def _check_same_settings(config_path: Path, output_dir: Path) -> None:
     changed = sorted(k for k in set(saved) | set(current) if k not in _GRID_KEYS and saved.get(k) != current.get(k))
     old_families, new_families = saved.get("families") or {}, current.get("families") or {}
     changed += [f"families.{name}" for name in new_families if name in old_families and old_families[name] != new_families[name]]
+    changed += [entry for entry in _changed_models(output_dir, new_families) if entry.split(" ")[0] not in changed]
     if changed:
         raise SeqlabUsageError(
             f"{output_dir} holds runs made with other settings ({', '.join(changed)} differ from {config_path}); "
@@ -162,15 +207,24 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
     also on one thread), so a parallel grid gives the same numbers as a serial one. Scratch arms start at
     once; a family's pretrained arms as soon as its pretraining is done. Each run's own output (progress
     bars, warnings) goes to ``logs/`` in the output folder; the console shows one bar for the whole grid.
+    Two invocations on one output folder at once are refused (the second names the first), as for a training run.
     """
+    output_dir = Path(output_dir or Path("runs") / f"transfer_gap_{Path(config_path).stem}")
+    with OutputDirLock(output_dir) as lock:
+        lock.acquire()  # an existing folder: refuse at once when another invocation runs on it
+        return _run_experiment(config_path, output_dir, jobs, lock)
+
+
+def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None, lock: OutputDirLock) -> Path:
     config = load_experiment(config_path)
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise SeqlabUsageError(f"--jobs must be at least 1, got {jobs}")
-    output_dir = Path(output_dir or Path("runs") / f"transfer_gap_{Path(config_path).stem}")
     _check_same_settings(Path(config_path), output_dir)
+    lock.acquire(create=True)
     output_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_path, output_dir / _SETTINGS_FILE)
+    _record_models(output_dir, config.families)
     started = time.time()
     origin = provenance()  # at the start: the commit and versions the runs are made with
     origin["hardware"]["torch_threads"] = 1  # every run below is on one thread
@@ -178,6 +232,10 @@ def run_experiment(config_path: str | Path, output_dir: str | Path | None = None
     print("[transfer-gap] shared tokenizer", file=sys.stderr)
     tokenizer_path = _train_tokenizer(config, output_dir)
     results_path = output_dir / "results.jsonl"
+    torn = recover_torn_tail(results_path)
+    if torn:
+        print(f"[transfer-gap] {results_path}: dropped a torn last line ({torn} bytes, a run killed while appending "
+              "its result); that run is redone", file=sys.stderr)
     done = {r["run_id"] for r in read_results(results_path)}
     todo = [run for run in config.runs() if run.run_id not in done]
     pretrained = {}
@@ -340,9 +398,17 @@ def _finetune_steps(config: ExperimentConfig, run: FinetuneRun, all_rows: int) -
 
 
 def _append_record(path: Path, record: dict) -> None:
-    """One JSON line per finished run, written with a single write so a line is never interleaved."""
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    """One JSON line per finished run: one ``os.write`` of the whole line in append mode, then fsync, so a line
+    is never interleaved and a kill can only leave a torn *last* line (``recover_torn_tail`` drops it)."""
+    line = (json.dumps(record) + "\n").encode("utf-8")
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(descriptor, line)
+        if written != len(line):  # a full disk: the torn tail is dropped and the run redone next time
+            raise OSError(f"only {written} of {len(line)} bytes of a result line were written to {path}")
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _log_path(output_dir: Path, name: str) -> Path:
