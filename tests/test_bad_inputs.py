@@ -3,7 +3,7 @@
 For each entry: the error names the problem (file, line, key or value) and the fix; through a
 command line it is one ``error: ...`` line on stderr, no traceback, exit status 1 (2 for argparse
 syntax errors); and nothing is half-written: a refused run leaves no ``output_dir``, a refused
-resume leaves the run folder as it was. Entries (55, by surface):
+resume leaves the run folder as it was. Entries (62, by surface):
 
 - recipes and configs (13): recipe file not YAML / not a mapping / missing; model YAML without a
   family / with an impossible config; negative learning rate; two budgets; mlm_probability outside
@@ -12,14 +12,17 @@ resume leaves the run folder as it was. Entries (55, by surface):
 - command-line arguments (9): a positional argument; a flag without its value; a non-integer step
   count; an unknown choice; a dotted key on a non-mapping; fp16 without a GPU; an unknown strategy;
   a tokenizer vocabulary below the byte alphabet; argparse syntax (missing required --output_dir).
-- data files (16): not UTF-8; binary bytes; only blank lines; one enormous line; an enormous table
+- data files (18): not UTF-8; binary bytes; only blank lines; one enormous line; an enormous table
   field; a missing text column; a missing label column; a label of the wrong type (string, list);
   NaN labels (CSV and JSON); a negative label; a number where the text should be; a line that is
-  not JSON; a truncated .gz; an unknown file format.
-- model folders and checkpoints (13): missing config.json; config.json not JSON; a non-seqlab
+  not JSON; a truncated .gz; an unknown file format; a file (or ``key:train``) fine-tuned on with no
+  evaluation split of its own (its training rows would be scored as validation).
+- model folders and checkpoints (18): missing config.json; config.json not JSON; a non-seqlab
   model_type; truncated safetensors; corrupted safetensors header; non-finite weights; weights of
   another family; weights of another size; tokenizer/model vocabulary mismatch (size, special ids);
-  a damaged tokenizer.json; a truncated checkpoint; a checkpoint of another model.
+  a damaged tokenizer.json; a config.json with fewer layers than its weights; a truncated checkpoint; a
+  checkpoint of another model; a resume with another learning rate, batch size or budget; an output
+  folder in use by another run.
 - generation arguments (4): max_new_tokens beyond the decoder's positions; max_length beyond them;
   an encoder input longer than its positions; max_new_tokens <= 0.
 
