@@ -48,6 +48,8 @@ def plant(run, tmp_path, classifier: bool) -> list[str]:
     if classifier:  # finetune.py names an --eval_file by its base name
         metrics["eval_files"] = {"holdout_customers.tsv": {"accuracy": 0.7, "f1": 0.6}}
     (run / "metrics.json").write_text(json.dumps({**metrics, "model_name_or_path": str(private / "pretrain")}))
+    # the output-folder lock records the holder's command line: never exported (not a whitelisted name)
+    (run / ".seqlab.lock").write_text(json.dumps({"pid": 1, "command": f"finetune.py --dataset {SECRET_PATH}"}))
     for name, planted in [("config.json", {"hf_token": TOKEN}),
                           ("tokenizer_config.json", {"hf_token": TOKEN, "api_key": API_KEY})]:  # fmt: skip
         data = json.loads((run / name).read_text())
