@@ -7,6 +7,8 @@ r"""Fine-tune a sequence classifier from a pretrained seqlab language model, or 
 
 ``--eval_file PATH`` (repeatable) scores the final classifier on any labelled TSV/CSV/JSONL file;
 ``--strategy full|freeze_body|ulmfit``; any other recipe key as ``--key value`` (``--help`` lists them).
+A file ``--dataset`` has no evaluation split of its own: name the held-out rows with ``--eval_split dev.tsv``
+(training rows are never scored as validation).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ PRETRAINED_INITS = ("pretrained", "ulmfit", "probe")
 ARM_STRATEGIES = {"pretrained": None, "scratch": None, "ulmfit": "ulmfit", "probe": "freeze_body"}
 DEFAULT_DEV_EXAMPLES = 500
 _KEYS = {
-    "task": "labelled data key or file fine-tuned on (sst2_sentence, imdb, sst2, ...)",
+    "task": "labelled data key or file fine-tuned on (sst2_sentence, imdb, sst2, ...); a file needs its held-out "
+    "rows as `finetuning: {eval_split: DEV_FILE}`",
     "families": "mapping: name in the tables -> model YAML (configs/models/...)",
     "inits": "subset of [pretrained, scratch, ulmfit, probe] (default [pretrained, scratch]); ulmfit: the pretrained "
     "model fine-tuned with strategy ulmfit (discriminative rates, slanted schedule, gradual unfreezing); probe: "

@@ -1,7 +1,10 @@
 """Run the transfer-gap experiment: shared tokenizer -> pretrain every family -> fine-tune the grid -> report.
 
 Resumable: a finished tokenizer or pretraining run (its metrics.json exists) is reused, and a fine-tuning
-run whose id is already in results.jsonl is not redone. Each finished fine-tune appends one JSON line.
+run whose id is already in results.jsonl is not redone. Each finished fine-tune appends one JSON line
+(one write, then fsync): a kill can only tear the last line, which the next invocation drops and redoes.
+Only the grid may change between invocations on one output folder: other settings, and the contents of
+each family's model YAML (recorded in model_configs.json), are refused when they differ.
 Independent runs go to ``jobs`` processes at once (one thread each), with the same results as one by one.
 """
 
