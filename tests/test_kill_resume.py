@@ -282,3 +282,29 @@ def test_ten_kills_then_resume_latest_equals_an_uninterrupted_run(runs, tmp_path
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # leftovers cleaned up
     assert [p.name for p in list_checkpoints(run)] == [f"step-{MAX_STEPS - SAVE_STEPS}", f"step-{MAX_STEPS}"]
     assert json.loads((run / "checkpoints" / f"step-{MAX_STEPS}" / PROGRESS_FILE).read_text())["step"] == MAX_STEPS
+
+
+def test_ctrl_c_prints_where_training_stopped_and_the_command_that_continues_it(runs, tmp_path):
+    run = tmp_path / "interrupted"
+    started = time.time()
+    pid = runs.start(run, slowed=True)
+    target = SAVE_STEPS + 2  # inside the run, after its first checkpoint
+    _wait_for(lambda: max(_logged_steps(run / "train_log.jsonl", started), default=0) >= target, pid, f"step {target}")
+    os.kill(pid, signal.SIGINT)  # what Ctrl-C sends
+    assert runs.wait(timeout=60) == 130  # 128 + SIGINT, as shells report a job stopped by Ctrl-C
+    stderr = (tmp_path / "interrupted-stderr.txt").read_text()
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-3000:]
+    last = stderr.rstrip("\n").splitlines()[-1]
+    match = re.fullmatch(
+        rf"interrupted: training stopped at step (\d+) of {MAX_STEPS} in {re.escape(str(run))}; the last checkpoint "
+        rf"is {re.escape(str(run))}/checkpoints/step-(\d+) \(step \2\), so steps \d+-\1 will be redone; continue with: "
+        rf"python \S*pretrain.py --config \S+ --output_dir {re.escape(str(run))} --resume_from_checkpoint latest", last)
+    assert match, last
+    assert int(match.group(1)) >= target and int(match.group(2)) % SAVE_STEPS == 0
+    assert _assert_checkpoints_sound(run)[-1] == int(match.group(2))
+
+    # the printed command continues the run to its end, each step logged once
+    runs.start(run, "--resume_from_checkpoint", "latest")
+    assert runs.wait(timeout=180) == 0, (tmp_path / "interrupted-stderr.txt").read_text()[-3000:]
+    log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == list(range(1, MAX_STEPS + 1))

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .checkpointing import TrainingProgress, load_checkpoint, remove_leftovers
+from ..errors import TrainingInterrupted
+from .checkpointing import TrainingProgress, list_checkpoints, load_checkpoint, load_progress, remove_leftovers
 from .health import check_finished_run
 from .loop import LoopResult, LoopSettings, train
 from .reporting import LOSS_CURVE, TrainLog, plot_loss_curve, write_metrics
@@ -66,33 +67,60 @@ def run_session(
     if recipe["report_to"] != "none":
         accelerator.init_trackers(recipe.get("run_name") or output_dir.name, config=_tracker_config(recipe))
 
-    loop = train(
-        accelerator,
-        model,
-        optimizer,
-        scheduler,
-        train_dataloader,
-        settings,
-        progress,
-        train_log,
-        evaluate_fn=evaluate_fn,
-        before_optimizer_step=before_optimizer_step,
-        batch_transform=batch_transform,
-    )
-    if loop.stopped_early:
-        return SessionResult(loop=loop, final_scores=None)
-
-    scores = final_evaluate_fn() if final_evaluate_fn is not None else {}
-    eval_record = {"step": loop.progress.step, **{f"eval_{k}": v for k, v in scores.items() if not isinstance(v, dict)}}
-    if len(eval_record) > 1:
-        train_log.write(eval_record)
-        accelerator.log({f"eval/{k[5:]}": v for k, v in eval_record.items() if k != "step"}, step=loop.progress.step)
-    check_finished_run(loop.progress.step, loop.progress.skipped_steps, scores, settings.output_dir)
-    if save_model is not None:
-        save_model()
-    if accelerator.is_main_process:
-        plot_loss_curve(train_log.records(), output_dir / LOSS_CURVE, title=output_dir.name)
+    try:
+        loop = train(
+            accelerator,
+            model,
+            optimizer,
+            scheduler,
+            train_dataloader,
+            settings,
+            progress,
+            train_log,
+            evaluate_fn=evaluate_fn,
+            before_optimizer_step=before_optimizer_step,
+            batch_transform=batch_transform,
+        )
+        if loop.stopped_early:
+            return SessionResult(loop=loop, final_scores=None)
+        scores = final_evaluate_fn() if final_evaluate_fn is not None else {}
+        eval_record = {"step": loop.progress.step, **{f"eval_{k}": v for k, v in scores.items() if not isinstance(v, dict)}}
+        if len(eval_record) > 1:
+            train_log.write(eval_record)
+            accelerator.log({f"eval/{k[5:]}": v for k, v in eval_record.items() if k != "step"}, step=loop.progress.step)
+        check_finished_run(loop.progress.step, loop.progress.skipped_steps, scores, settings.output_dir)
+        if save_model is not None:
+            save_model()  # file by file, each replaced atomically: an interrupted save leaves no torn file
+        if accelerator.is_main_process:
+            plot_loss_curve(train_log.records(), output_dir / LOSS_CURVE, title=output_dir.name)
+    except KeyboardInterrupt:  # Ctrl-C: one line saying where it stopped instead of a traceback (errors.run_cli)
+        _close_progress_bars()
+        raise interrupted_at(progress.step, settings.max_steps, output_dir) from None
     return SessionResult(loop=loop, final_scores=scores)
+
+
+def _close_progress_bars() -> None:
+    """End the open progress bar's line, so that the interruption message starts a line of its own."""
+    import tqdm
+
+    for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+        bar.close()
+
+
+def interrupted_at(step: int, max_steps: int, output_dir: Path) -> TrainingInterrupted:
+    """Ctrl-C during training: where it stopped and what ``--resume_from_checkpoint latest`` will redo.
+
+    ``progress.step`` counts finished steps; a checkpoint being written is a ``.tmp-step-N`` folder that
+    never became ``step-N``, so the newest ``step-N`` is what a resume continues from.
+    """
+    saved = list_checkpoints(output_dir)
+    if saved:
+        last = load_progress(saved[-1]).step
+        redo = f"steps {last + 1}-{step} will be redone" if step > last else "no finished step is lost"
+        where = f"the last checkpoint is {saved[-1]} (step {last}), so {redo}"
+    else:
+        where = "no checkpoint was saved yet, so training starts over from step 0"
+    return TrainingInterrupted(f"training stopped at step {step} of {max_steps} in {output_dir}; {where}")
 
 
 def finish(accelerator, output_dir: Path, metrics: Mapping[str, Any]) -> None:
