@@ -516,3 +516,35 @@ def test_cli_finetune_refuses_a_truncated_model(repo_root, lm_folder, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: model_name_or_path")
     assert "model.safetensors is truncated or corrupted" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
+@pytest.fixture(scope="module")
+def short_lstm():
+    from seqlab import RecurrentForCausalLM
+
+    config = RecurrentConfig(cell_type="lstm", vocab_size=64, hidden_size=16, embedding_size=16, num_hidden_layers=1,
+                             max_position_embeddings=16)
+    return RecurrentForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("family", ["decoder", "lstm"])
+def test_generation_from_an_empty_prompt_is_a_clear_error(family, short_decoder, short_lstm):
+    model = {"decoder": short_decoder, "lstm": short_lstm}[family]
+    with pytest.raises(ValueError, match=r"Model got an empty input \(0 tokens, e.g. input_ids of shape \(1, 0\)\): pass "
+                                         r"at least one token"):
+        model.generate(torch.zeros((1, 0), dtype=torch.long), max_new_tokens=3, do_sample=False, eos_token_id=None,
+                       pad_token_id=0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"max_new_tokens": 10**9}, r"Sequence length 1000000010 \(10 prompt \+ 1000000000 new tokens\) exceeds "
+                                r"max_position_embeddings=16 of this recurrent model"),
+    ({"max_new_tokens": 7}, r"Sequence length 17 \(10 prompt \+ 7 new tokens\) exceeds max_position_embeddings=16"),
+    ({"max_length": 40}, r"Sequence length 40 \(max_length\) exceeds max_position_embeddings=16"),
+], ids=["lstm-max-new-tokens-absurd", "lstm-max-new-tokens-beyond-positions", "lstm-max-length-beyond-positions"])
+def test_recurrent_generation_is_bounded_like_the_decoder(kwargs, match, short_lstm):
+    prompt = torch.randint(5, 64, (1, 10))
+    with pytest.raises(ValueError, match=match):  # refused before any step runs: 10**9 never starts
+        short_lstm.generate(prompt, do_sample=False, eos_token_id=None, pad_token_id=0, **kwargs)
+    assert short_lstm.generate(prompt, do_sample=False, eos_token_id=None, pad_token_id=0,
+                               max_new_tokens=6).shape == (1, 16)  # up to the bound itself
+
+

@@ -141,6 +141,8 @@ def run_generate_suite(settings: Settings, tokenizer, versions: dict) -> list[di
                                   config.to_diff_dict(), tokenizer.pad_token_id, versions, widened_from)
     if "recurrent" in settings.families:
         config = load_model_config("recurrent", settings.size, settings.config_dir, **token_kwargs)
+        # generate refuses sequences beyond max_position_embeddings; no recurrent weight depends on it
+        config.max_position_embeddings = max(config.max_position_embeddings, settings.prompt_len + settings.new_tokens)
         torch.manual_seed(0)
         recurrent = _prepare(RecurrentForCausalLM(config), settings)
         models = {"seqlab-cached": (recurrent, True), "seqlab-uncached": (recurrent, False)}

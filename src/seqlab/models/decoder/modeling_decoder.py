@@ -249,6 +249,11 @@ class DecoderModel(DecoderPreTrainedModel):
         self.embed_tokens = value
 
     def _check_length(self, past_length: int, length: int) -> None:
+        if length == 0:  # would fail deep inside attention with a shape error
+            raise ValueError(
+                "DecoderModel got an empty input (0 tokens, e.g. input_ids of shape (1, 0)): pass at least one "
+                "token; to generate from nothing, start from the tokenizer's bos_token_id (<s>)."
+            )
         limit = self.config.max_position_embeddings
         if self.config.position_embedding_type == "learned" and past_length + length > limit:
             raise ValueError(

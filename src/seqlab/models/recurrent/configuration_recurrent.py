@@ -43,8 +43,9 @@ class RecurrentConfig(PretrainedConfig):
             habit) and 0.1 stayed on the unigram plateau (validation loss 6.3-6.5 nats), 0.3 reached 5.65 and
             1.0 5.89; larger embeddings drive the gates harder from the first step.
         max_position_embeddings: not a limit of the recurrence (it has no positions); kept so that
-            tooling reading `max_position_embeddings` sees a length, and used as the default maximum
-            length of tokenized inputs.
+            tooling reading `max_position_embeddings` sees a length, used as the default maximum
+            length of tokenized inputs and as the longest sequence `generate` produces (prompt plus new
+            tokens), as for the decoder. No weight depends on it: raise it freely for longer generations.
     """
 
     model_type = "seqlab_recurrent"

@@ -366,6 +366,11 @@ class RecurrentModel(RecurrentPreTrainedModel):
 
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         length = x.size(1)
+        if length == 0:  # would fail inside the recurrent kernel with a shape error
+            raise ValueError(
+                "RecurrentModel got an empty input (0 tokens, e.g. input_ids of shape (1, 0)): pass at least one "
+                "token; to generate from nothing, start from the tokenizer's bos_token_id (<s>)."
+            )
         packing = _Packing.from_mask(attention_mask, length)
         all_hidden = [x] if output_hidden_states else None
         x = self.embedding_dropout(x)
@@ -496,7 +501,26 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
                 "recurrent state cannot be rolled back past rejected draft tokens; call generate without "
                 "assistant_model, prompt_lookup_num_tokens or assistant_early_exit"
             )
+        self._check_generation_length(args[0] if args else None, kwargs, config)
         return super().generate(*args, **kwargs)
+
+    def _check_generation_length(self, inputs, kwargs: dict, config) -> None:
+        # The recurrence has no position table, so nothing would stop max_new_tokens=10**9 until the process is
+        # killed. Like the decoder, refuse a total length beyond max_position_embeddings, before any step runs; no
+        # weight depends on it here, so raising the config value is free.
+        for name in ("inputs", "input_ids", "inputs_embeds"):
+            inputs = kwargs.get(name) if inputs is None else inputs
+        prompt = int(inputs.shape[1]) if torch.is_tensor(inputs) and inputs.dim() >= 2 else 0
+        max_new = kwargs.get("max_new_tokens", getattr(config, "max_new_tokens", None))
+        total = prompt + max_new if max_new is not None else kwargs.get("max_length", getattr(config, "max_length", None))
+        limit = self.config.max_position_embeddings
+        if isinstance(total, (int, float)) and total > limit:
+            asked = f"{prompt} prompt + {max_new} new tokens" if max_new is not None else "max_length"
+            raise ValueError(
+                f"Sequence length {total} ({asked}) exceeds max_position_embeddings={limit} of this recurrent model, "
+                f"the longest generation it allows: lower max_new_tokens (or max_length), or raise "
+                f"model.config.max_position_embeddings (no weight depends on it in a recurrent model)."
+            )
 
     def forward(
         self,
