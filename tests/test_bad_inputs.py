@@ -3,34 +3,43 @@
 For each entry: the error names the problem (file, line, key or value) and the fix; through a
 command line it is one ``error: ...`` line on stderr, no traceback, exit status 1 (2 for argparse
 syntax errors); and nothing is half-written: a refused run leaves no ``output_dir``, a refused
-resume leaves the run folder as it was. Entries (62, by surface):
+resume leaves the run folder as it was. Entries (85, by surface):
 
-- recipes and configs (13): recipe file not YAML / not a mapping / missing; model YAML without a
+- recipes and configs (14): recipe file not YAML / not a mapping / missing; model YAML without a
   family / with an impossible config; negative learning rate; two budgets; mlm_probability outside
   (0, 1); a batch larger than the corpus; output_dir that is a file; a pretraining budget in
-  fine-tuning; ulmfit_lr_decay < 1; a model_config folder whose config.json is broken.
-- command-line arguments (9): a positional argument; a flag without its value; a non-integer step
+  fine-tuning; ulmfit_lr_decay < 1; a model_config folder whose config.json is broken; an output_dir
+  that cannot be written (refused before the data is read).
+- command-line arguments (10): a positional argument; a flag without its value; a non-integer step
   count; an unknown choice; a dotted key on a non-mapping; fp16 without a GPU; an unknown strategy;
-  a tokenizer vocabulary below the byte alphabet; argparse syntax (missing required --output_dir).
-- data files (18): not UTF-8; binary bytes; only blank lines; one enormous line; an enormous table
+  a tokenizer vocabulary below the byte alphabet / above 1,048,576; argparse syntax (missing
+  required --output_dir).
+- data files (19): not UTF-8; binary bytes; only blank lines; one enormous line; an enormous table
   field; a missing text column; a missing label column; a label of the wrong type (string, list);
   NaN labels (CSV and JSON); a negative label; a number where the text should be; a line that is
   not JSON; a truncated .gz; an unknown file format; a file (or ``key:train``) fine-tuned on with no
-  evaluation split of its own (its training rows would be scored as validation).
-- model folders and checkpoints (18): missing config.json; config.json not JSON; a non-seqlab
+  evaluation split of its own (its training rows would be scored as validation); one long document
+  (whole-document validation would take it all).
+- model folders and checkpoints (33): missing config.json; config.json not JSON; a non-seqlab
   model_type; truncated safetensors; corrupted safetensors header; non-finite weights; weights of
   another family; weights of another size; tokenizer/model vocabulary mismatch (size, special ids);
   a damaged tokenizer.json; a config.json with fewer layers than its weights; a truncated checkpoint; a
   checkpoint of another model; a resume with another learning rate, batch size or budget; an output
-  folder in use by another run.
-- generation arguments (4): max_new_tokens beyond the decoder's positions; max_length beyond them;
-  an encoder input longer than its positions; max_new_tokens <= 0.
+  folder in use by another run; an index with an empty weight_map / pointing at a pickle, a
+  special_tokens_map.json that is not JSON, an unknown model_type beside an auto_map, a position table
+  of another size (each in fine-tuning and in the export); a checkpoint without lr_scheduler.bin / with
+  a pickle payload in optimizer.bin; a full disk at a checkpoint (OSError ENOSPC, torch's zip writer);
+  a fine-tuning resume from a pretraining checkpoint.
+- generation arguments (9): max_new_tokens beyond the decoder's positions; max_length beyond them;
+  an encoder input longer than its positions; max_new_tokens <= 0; an empty prompt (decoder, LSTM);
+  the LSTM's max_new_tokens absurd (10**9) or beyond its positions, its max_length beyond them.
 
 A few CLI checks run as real subprocesses; the rest call the scripts in-process (same ``run_cli``).
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -90,6 +99,7 @@ def refused(run, recipe: dict, match: str) -> SeqlabUsageError:
     with pytest.raises(SeqlabUsageError, match=match) as caught:
         run(recipe)
     assert not Path(recipe["output_dir"]).exists(), "a refused run wrote its output_dir"
+    assert "\n" not in str(caught.value), "the message spans several lines"
     return caught.value
 
 
@@ -171,6 +181,8 @@ CLI_CASES = [
      r"error: recipe key 'strategy' is 'lora'; choose one of full, freeze_body, ulmfit"),
     ("vocab-below-byte-alphabet", "train_tokenizer.py", ["--dataset", "tinyshakespeare", "--vocab_size", "100"],
      r"error: vocab_size=100 is too small for a 'bpe' tokenizer: it needs at least 261"),
+    ("vocab-absurdly-large", "train_tokenizer.py", ["--dataset", "tinyshakespeare", "--vocab_size", "2000000000"],
+     r"error: vocab_size=2000000000 is above seqlab's limit of 1,048,576 tokens"),  # aborted in Rust (141 GB)
 ]
 
 
@@ -212,6 +224,8 @@ TEXT_CASES = [
     ("number-instead-of-text", "corpus.jsonl", '{"text": "fine"}\n{"text": 5}\n',
      r"corpus.jsonl row 2: column 'text' holds 5, not a text"),
     ("line-not-json", "corpus.jsonl", '{"text": "fine"}\n{"text": "cut\n', r"corpus.jsonl row 2: not valid JSON"),
+    ("one-long-document", "corpus.txt", "word " * 40_000 + "\n",
+     r"holds 6000 tokens but only 1 document\(s\) .* or pass --validation_fraction 0 to train without"),
 ]
 
 
@@ -219,6 +233,39 @@ TEXT_CASES = [
 def test_bad_pretraining_data_file(name, file_name, content, match, tokenizer, model_yaml, tmp_path):
     path = write(tmp_path / file_name, content)
     refused(run_pretraining, pretrain_recipe(tokenizer, model_yaml, tmp_path / "out", datasets=[path]), match)
+
+
+def test_the_fix_the_one_long_document_message_names_works(tokenizer, model_yaml, tmp_path):
+    path = write(tmp_path / "corpus.txt", "word " * 40_000 + "\n")
+    recipe = pretrain_recipe(tokenizer, model_yaml, tmp_path / "out", datasets=[path], validation_fraction=0.0)
+    assert run_pretraining(recipe)["step"] == 2
+
+
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process cannot write in: permission bits for a user; for root, whom they do not stop,
+    /sys, where the kernel refuses new files to anyone."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir()
+        folder.chmod(0o555)
+        return folder
+    if not Path("/sys").is_dir():
+        pytest.skip("running as root without /sys: no folder here refuses writes")
+    return Path("/sys")
+
+
+def test_unwritable_output_dir_is_refused_before_the_data_is_read(tokenizer, model_yaml, tmp_path, monkeypatch):
+    import seqlab.data
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data was read before the output folder was checked")
+
+    monkeypatch.setattr(seqlab.data, "build_pretraining_dataset", no_data)
+    output_dir = _unwritable_folder(tmp_path) / "seqlab-test-out"
+    with pytest.raises(SeqlabUsageError, match=r"output_dir '.*seqlab-test-out' cannot be written \(it would be "
+                                               r"created in .*\): .*; pass an --output_dir on a writable disk") as caught:
+        run_pretraining(pretrain_recipe(tokenizer, model_yaml, output_dir))
+    assert "\n" not in str(caught.value) and not output_dir.exists()
 
 
 LABELLED_CASES = [
@@ -321,6 +368,25 @@ def _damage(folder: Path, how: str, tokenizer) -> None:
     elif how == "damaged-tokenizer":
         text = (folder / "tokenizer.json").read_text()
         (folder / "tokenizer.json").write_text(text[: len(text) // 3])
+    elif how == "index-with-empty-weight-map":
+        (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": {}}))
+    elif how == "index-pointing-at-a-pickle":
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(weights))
+        torch.save(tensors, folder / "pytorch_model.bin")
+        weights.unlink()
+        index = {"metadata": {}, "weight_map": {name: "pytorch_model.bin" for name in tensors}}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    elif how == "special-tokens-map-not-json":
+        (folder / "special_tokens_map.json").write_text('{"pad_token": "<pad>", ')
+    elif how == "unknown-model-type":  # a seqlab folder (auto_map and all) whose model_type no family defines
+        config["model_type"] = "seqlab_mamba"
+        config.setdefault("auto_map", {"AutoConfig": "configuration_decoder.DecoderConfig"})
+        (folder / "config.json").write_text(json.dumps(config))
+    elif how == "position-table-mismatch":
+        config["max_position_embeddings"] = 2 * config["max_position_embeddings"]
+        (folder / "config.json").write_text(json.dumps(config))
     else:
         raise AssertionError(how)
 
@@ -338,7 +404,15 @@ MODEL_CASES = [
                                               r"model.layers.1\..*restore the config.json saved with them"),
     ("vocabulary-smaller-than-tokenizer", r"the tokenizer has 512 tokens but the model config has vocab_size=300"),
     ("special-token-ids-differ", r"the tokenizer's pad_token_id is 0 but the model config's is 7"),
-    ("damaged-tokenizer", r"the tokenizer in .* cannot be loaded \(.*tokenizer.json or tokenizer_config.json is damaged"),
+    ("damaged-tokenizer", r"the tokenizer in .* cannot be loaded \(tokenizer.json is not valid JSON: .*copy the folder"),
+    ("index-with-empty-weight-map", r"model.safetensors.index.json lists no weight files \(its weight_map is empty\)"),
+    ("index-pointing-at-a-pickle", r"model.safetensors.index.json points at 'pytorch_model.bin', not a safetensors "
+                                   r"file beside it; seqlab loads only safetensors"),
+    ("special-tokens-map-not-json", r"special_tokens_map.json is not valid JSON"),  # the export adds its own words
+    ("unknown-model-type", r"config.json: model_type 'seqlab_mamba' is not a seqlab family; seqlab trains "
+                           r"seqlab_recurrent"),
+    ("position-table-mismatch", r"do not load into a decoder classifier \(size mismatch: model.safetensors holds "
+                                r"model.embed_positions.weight of shape \[64, 32\], config.json implies \[128, 32\]"),
 ]
 
 
@@ -348,6 +422,24 @@ def test_bad_model_folder(how, match, lm_folder, tokenizer, tmp_path):
     shutil.copytree(lm_folder, folder)
     _damage(folder, how, tokenizer)
     refused(run_finetuning, finetune_recipe(folder, tmp_path / "out"), match)
+
+
+EXPORT_CASES = ["index-with-empty-weight-map", "index-pointing-at-a-pickle", "special-tokens-map-not-json",
+                "unknown-model-type", "position-table-mismatch"]
+
+
+@pytest.mark.parametrize("how", EXPORT_CASES)
+def test_bad_model_folder_is_refused_by_the_export(how, lm_folder, tokenizer, tmp_path):
+    from seqlab.hub import export_for_hub
+
+    folder = tmp_path / "model"
+    shutil.copytree(lm_folder, folder)
+    _damage(folder, how, tokenizer)
+    match = dict(MODEL_CASES)[how].replace("decoder classifier", "DecoderForCausalLM")
+    with pytest.raises(SeqlabUsageError, match=match) as caught:
+        export_for_hub(folder, tmp_path / "export", "someone/model")
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "export").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 @pytest.fixture(scope="module")
@@ -366,20 +458,74 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     ("truncated-checkpoint", r"checkpoint '.*step-2': model.safetensors is truncated or corrupted.*earlier checkpoint"),
     ("checkpoint-of-another-model", r"checkpoint '.*step-2' does not fit this model: its model\.\S+ has shape "
                                     r"\[\d+, 32\], the model built from the recipe has \[\d+, 48\]"),
-], ids=["truncated-checkpoint", "checkpoint-of-another-model"])
+    ("scheduler-file-missing", r"checkpoint '.*step-2': lr_scheduler.bin is missing, truncated or not a torch archive"),
+    ("optimizer-with-a-pickle-payload", r"checkpoint '.*step-2': optimizer.bin cannot be loaded safely \(UnpicklingError: "
+                                        r".*getcwd"),
+], ids=["truncated-checkpoint", "checkpoint-of-another-model", "scheduler-file-missing", "optimizer-with-a-pickle-payload"])
 def test_bad_checkpoint_is_refused_and_the_run_folder_left_as_it_was(how, match, checkpointed_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(checkpointed_run["output_dir"], run)
     recipe = {**checkpointed_run, "output_dir": str(run), "resume_from_checkpoint": "latest"}
+    checkpoint = run / "checkpoints" / "step-2"
     if how == "truncated-checkpoint":
-        weights = run / "checkpoints" / "step-2" / "model.safetensors"
+        weights = checkpoint / "model.safetensors"
         weights.write_bytes(weights.read_bytes()[:-100])
+    elif how == "scheduler-file-missing":
+        (checkpoint / "lr_scheduler.bin").unlink()
+    elif how == "optimizer-with-a-pickle-payload":
+        state = torch.load(checkpoint / "optimizer.bin", weights_only=True)
+        torch.save({**state, "payload": _Payload()}, checkpoint / "optimizer.bin")
     else:
         recipe["model"] = {"hidden_size": 48}
     before = _snapshot(run)
-    with pytest.raises(SeqlabUsageError, match=match):
+    with pytest.raises(SeqlabUsageError, match=match) as caught:
         run_pretraining(recipe)
-    assert _snapshot(run) == before
+    assert "\n" not in str(caught.value), "the message spans several lines"
+    assert _snapshot(run) == before  # recipe.yaml included: a refusal rewrites nothing
+
+
+class _Payload:
+    """Unpickling this would call a function (a harmless one): what a malicious file does with a worse one."""
+
+    def __reduce__(self):
+        return os.getcwd, ()
+
+
+@pytest.mark.parametrize("failure", [
+    OSError(errno.ENOSPC, "No space left on device"),
+    RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1600 vs 1536"),  # torch's zip writer
+], ids=["oserror-enospc", "torch-zip-writer"])
+def test_disk_full_at_a_checkpoint_is_one_line_and_keeps_the_previous_checkpoint(failure, tokenizer, model_yaml,
+                                                                                  tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    from seqlab.training.checkpointing import check_checkpoint, list_checkpoints
+
+    real_save_state = Accelerator.save_state
+
+    def save_state(self, output_dir, **kwargs):  # the second checkpoint runs out of space half-way
+        if "step-4" not in str(output_dir):
+            return real_save_state(self, output_dir, **kwargs)
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(output_dir) / "model.safetensors").write_bytes(b"\0" * 100)
+        raise failure
+
+    monkeypatch.setattr(Accelerator, "save_state", save_state)
+    run = tmp_path / "run"
+    with pytest.raises(SeqlabUsageError, match=r"could not write checkpoint step-4 in .*checkpoints \(.*\); the previous "
+                                               r"checkpoint .*step-2 is intact: free disk space .* --resume_from_checkpoint "
+                                               r"latest") as caught:
+        run_pretraining(pretrain_recipe(tokenizer, model_yaml, run, max_steps=6, save_steps=2))
+    assert "\n" not in str(caught.value)
+    assert [p.name for p in list_checkpoints(run)] == ["step-2"] and check_checkpoint(run / "checkpoints" / "step-2")
+    assert not list((run / "checkpoints").glob(".tmp-*"))  # the half-written checkpoint is gone
+
+
+def test_finetuning_refuses_to_resume_from_a_pretraining_checkpoint(checkpointed_run, lm_folder, tmp_path):
+    checkpoint = Path(checkpointed_run["output_dir"]) / "checkpoints" / "step-2"
+    recipe = finetune_recipe(lm_folder, tmp_path / "out", resume_from_checkpoint=str(checkpoint))
+    refused(run_finetuning, recipe, r"checkpoint '.*step-2' does not fit this model: it has no classifier\.\S+, which "
+                                    r"the model built from the recipe needs; .* pass its folder as --model_name_or_path")
 
 
 @pytest.mark.parametrize("change, match", [
@@ -477,6 +623,38 @@ def test_bad_generation_arguments(kwargs, match, short_decoder):
         short_decoder.generate(prompt, do_sample=False, eos_token_id=None, pad_token_id=0, **kwargs)
 
 
+@pytest.fixture(scope="module")
+def short_lstm():
+    from seqlab import RecurrentForCausalLM
+
+    config = RecurrentConfig(cell_type="lstm", vocab_size=64, hidden_size=16, embedding_size=16, num_hidden_layers=1,
+                             max_position_embeddings=16)
+    return RecurrentForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("family", ["decoder", "lstm"])
+def test_generation_from_an_empty_prompt_is_a_clear_error(family, short_decoder, short_lstm):
+    model = {"decoder": short_decoder, "lstm": short_lstm}[family]
+    with pytest.raises(ValueError, match=r"Model got an empty input \(0 tokens, e.g. input_ids of shape \(1, 0\)\): pass "
+                                         r"at least one token"):
+        model.generate(torch.zeros((1, 0), dtype=torch.long), max_new_tokens=3, do_sample=False, eos_token_id=None,
+                       pad_token_id=0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"max_new_tokens": 10**9}, r"Sequence length 1000000010 \(10 prompt \+ 1000000000 new tokens\) exceeds "
+                                r"max_position_embeddings=16 of this recurrent model"),
+    ({"max_new_tokens": 7}, r"Sequence length 17 \(10 prompt \+ 7 new tokens\) exceeds max_position_embeddings=16"),
+    ({"max_length": 40}, r"Sequence length 40 \(max_length\) exceeds max_position_embeddings=16"),
+], ids=["lstm-max-new-tokens-absurd", "lstm-max-new-tokens-beyond-positions", "lstm-max-length-beyond-positions"])
+def test_recurrent_generation_is_bounded_like_the_decoder(kwargs, match, short_lstm):
+    prompt = torch.randint(5, 64, (1, 10))
+    with pytest.raises(ValueError, match=match):  # refused before any step runs: 10**9 never starts
+        short_lstm.generate(prompt, do_sample=False, eos_token_id=None, pad_token_id=0, **kwargs)
+    assert short_lstm.generate(prompt, do_sample=False, eos_token_id=None, pad_token_id=0,
+                               max_new_tokens=6).shape == (1, 16)  # up to the bound itself
+
+
 def test_encoder_input_longer_than_its_positions():
     config = EncoderConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                            intermediate_size=32, max_position_embeddings=16)
@@ -516,35 +694,3 @@ def test_cli_finetune_refuses_a_truncated_model(repo_root, lm_folder, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: model_name_or_path")
     assert "model.safetensors is truncated or corrupted" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
-@pytest.fixture(scope="module")
-def short_lstm():
-    from seqlab import RecurrentForCausalLM
-
-    config = RecurrentConfig(cell_type="lstm", vocab_size=64, hidden_size=16, embedding_size=16, num_hidden_layers=1,
-                             max_position_embeddings=16)
-    return RecurrentForCausalLM(config).eval()
-
-
-@pytest.mark.parametrize("family", ["decoder", "lstm"])
-def test_generation_from_an_empty_prompt_is_a_clear_error(family, short_decoder, short_lstm):
-    model = {"decoder": short_decoder, "lstm": short_lstm}[family]
-    with pytest.raises(ValueError, match=r"Model got an empty input \(0 tokens, e.g. input_ids of shape \(1, 0\)\): pass "
-                                         r"at least one token"):
-        model.generate(torch.zeros((1, 0), dtype=torch.long), max_new_tokens=3, do_sample=False, eos_token_id=None,
-                       pad_token_id=0)
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    ({"max_new_tokens": 10**9}, r"Sequence length 1000000010 \(10 prompt \+ 1000000000 new tokens\) exceeds "
-                                r"max_position_embeddings=16 of this recurrent model"),
-    ({"max_new_tokens": 7}, r"Sequence length 17 \(10 prompt \+ 7 new tokens\) exceeds max_position_embeddings=16"),
-    ({"max_length": 40}, r"Sequence length 40 \(max_length\) exceeds max_position_embeddings=16"),
-], ids=["lstm-max-new-tokens-absurd", "lstm-max-new-tokens-beyond-positions", "lstm-max-length-beyond-positions"])
-def test_recurrent_generation_is_bounded_like_the_decoder(kwargs, match, short_lstm):
-    prompt = torch.randint(5, 64, (1, 10))
-    with pytest.raises(ValueError, match=match):  # refused before any step runs: 10**9 never starts
-        short_lstm.generate(prompt, do_sample=False, eos_token_id=None, pad_token_id=0, **kwargs)
-    assert short_lstm.generate(prompt, do_sample=False, eos_token_id=None, pad_token_id=0,
-                               max_new_tokens=6).shape == (1, 16)  # up to the bound itself
-
-

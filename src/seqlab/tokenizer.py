@@ -15,6 +15,7 @@ therefore never ends in ``</s>`` and generation continues it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -37,6 +38,10 @@ TOKENIZER_KINDS = ("bpe", "wordpiece", "char")
 # than a seqlab model takes: 1024 made a folder assembled with Trainer.save_model reject long texts.
 DEFAULT_MODEL_MAX_LENGTH = 256
 _BYTE_ALPHABET_SIZE = 256
+# The largest vocabulary trained: 4x the largest in common use (about 256k tokens). The tokenizers trainer
+# reserves memory for the whole vocabulary up front (2,000,000,000 asked for a 141 GB allocation and aborted the
+# process), and an embedding of a million rows already outweighs every seqlab model.
+MAX_VOCAB_SIZE = 1_048_576
 
 
 def train_tokenizer(
@@ -95,6 +100,12 @@ def _check_kind_and_size(kind: str, vocab_size: int) -> None:
         raise SeqlabUsageError(
             f"vocab_size={vocab_size} is too small for a {kind!r} tokenizer: it needs at least {smallest} "
             f"({why}); choose vocab_size >= {smallest}"
+        )
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise SeqlabUsageError(
+            f"vocab_size={vocab_size} is above seqlab's limit of {MAX_VOCAB_SIZE:,} tokens (the trainer reserves "
+            "memory for every entry up front, and common vocabularies hold 2k-256k tokens); choose a vocab_size of "
+            f"at most {MAX_VOCAB_SIZE}"
         )
 
 
@@ -224,6 +235,24 @@ def save_atomically(tokenizer: PreTrainedTokenizerFast, output_dir: str | os.Pat
         raise
 
 
+_TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+def check_tokenizer_json_files(folder: Path) -> None:
+    """Name the tokenizer file that is not JSON: transformers' own error does not say which one it was."""
+    for name in _TOKENIZER_JSON_FILES:
+        file = folder / name
+        if not file.is_file():
+            continue
+        try:
+            json.loads(file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            raise SeqlabUsageError(
+                f"the tokenizer in {str(folder)!r} cannot be loaded ({name} is not valid JSON: {error}); copy the "
+                "folder again from the run that wrote it, or train a new tokenizer with scripts/train_tokenizer.py"
+            ) from None
+
+
 def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:
     """Load a saved seqlab tokenizer folder (or a Hub repository id) with ``AutoTokenizer``."""
     folder = Path(path)
@@ -233,6 +262,7 @@ def load_tokenizer(path: str | os.PathLike) -> PreTrainedTokenizerFast:
                 f"folder {str(folder)!r} holds no tokenizer (no tokenizer.json); train one with "
                 f"scripts/train_tokenizer.py --output_dir {folder} or point to the right folder"
             )
+        check_tokenizer_json_files(folder)
         try:
             return AutoTokenizer.from_pretrained(str(folder))
         except Exception as error:  # noqa: BLE001 - json, tokenizers and transformers all raise their own

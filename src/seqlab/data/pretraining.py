@@ -65,6 +65,15 @@ def build_pretraining_dataset(
     validation_tokens = int(lengths[:validation_documents].sum())
     validation = _pack(tokens[:validation_tokens], max_seq_length)
     train = _pack(tokens[validation_tokens:], max_seq_length)
+    if len(train) == 0 and validation_documents >= len(lengths) and tokens.size >= 2 * max_seq_length:
+        # enough tokens, too few documents: validation is held out by whole documents (a document never
+        # straddles the splits), and it took them all
+        raise SeqlabUsageError(
+            f"the pretraining corpus holds {tokens.size} tokens but only {len(lengths)} document(s) (text files "
+            f"are cut at blank lines, and long passages at line breaks); validation is held out by whole documents, "
+            f"so it took all of them and left nothing to train on; break the text into lines or paragraphs, add "
+            f"sources, or pass --validation_fraction 0 to train without a validation split"
+        )
     if len(train) == 0 or (validation_fraction > 0 and len(validation) == 0):
         raise SeqlabUsageError(
             f"the pretraining corpus holds {tokens.size} tokens, too few for a training block and a validation "

@@ -20,11 +20,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from transformers import AutoConfig, AutoTokenizer, GenerationConfig, PreTrainedConfig, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, GenerationConfig, PreTrainedConfig, PreTrainedTokenizerFast
 
 from ..errors import SeqlabUsageError
 from ..models import FAMILIES
-from ..tokenizer import fit_to_model
+from ..tokenizer import check_tokenizer_json_files, fit_to_model
+from ..training.runtime import check_weights_file, check_weights_fit_config, load_folder_config
 from .card import build_model_card, read_run_files
 
 logger = logging.getLogger(__name__)
@@ -172,6 +173,8 @@ def check_model_dir(model_dir: Path) -> None:
             f"{model_dir} is not a saved model: {', '.join(missing)} missing. Pass the folder a training run "
             "wrote with save_pretrained (its output_dir), not a checkpoints/step-N folder."
         )
+    check_weights_file(model_dir, "--model_dir")  # an index with no shards, or shards that are pickles
+    check_tokenizer_json_files(model_dir)  # names a damaged file of the run folder, before anything is staged
 
 
 def _path_like(value: str) -> bool:
@@ -242,8 +245,9 @@ def export_for_hub(
     check_model_dir(model_dir)
     if output_dir.exists() and any(output_dir.iterdir()):
         raise SeqlabUsageError(f"{output_dir} exists and is not empty: choose a new folder for the export.")
-    config = AutoConfig.from_pretrained(model_dir)
+    config = load_folder_config(model_dir, "--model_dir")  # one line for an unknown model_type or broken JSON
     model_class = _model_class(config)
+    check_weights_fit_config(model_dir, model_class, config, "--model_dir", model_class.__name__)
     model = model_class.from_pretrained(model_dir)
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -176,18 +176,41 @@ def check_checkpoint(checkpoint: Path) -> Path:
             raise refuse(MODEL_FILE, f"is truncated or corrupted ({error})") from None
         if not _is_torch_archive(checkpoint / OPTIMIZER_FILE):
             raise refuse(OPTIMIZER_FILE, "is missing, truncated or not a torch archive")
-    scheduler = SCHEDULER_FILE if (checkpoint / SCHEDULER_FILE).exists() else LEGACY_SCHEDULER_FILE
+    # the legacy name only when the checkpoint really has it: a missing file is reported by its current name
+    scheduler = LEGACY_SCHEDULER_FILE if (checkpoint / LEGACY_SCHEDULER_FILE).exists() \
+        and not (checkpoint / SCHEDULER_FILE).exists() else SCHEDULER_FILE
     if not _is_torch_archive(checkpoint / scheduler):
         raise refuse(scheduler, "is missing, truncated or not a torch archive")
     rng_files = sorted(checkpoint.glob(RNG_FILE_PATTERN))
     if not rng_files:
         raise refuse("random_states_0.pkl", "is missing")
-    for rng_file in rng_files:
+    # Every pickled file is unpickled safely here, before the run folder is touched, so that a refused one (a
+    # payload that would run code) changes nothing; mmap keeps the optimizer's tensors on disk: only its pickle
+    # (the part a payload lives in) is read now.
+    pickled = [checkpoint / scheduler, *rng_files]
+    if (checkpoint / OPTIMIZER_FILE).is_file():
+        pickled.insert(0, checkpoint / OPTIMIZER_FILE)
+    for file in pickled:
         try:
-            safe_load(rng_file)
+            safe_load(file, mmap=True)
         except Exception as error:  # noqa: BLE001 - any failure means the file cannot be trusted
-            raise refuse(rng_file.name, f"cannot be loaded safely ({type(error).__name__}: {error})") from None
+            raise refuse(file.name, f"cannot be loaded safely ({type(error).__name__}: {_unpickling_reason(error)})") \
+                from None
     return checkpoint
+
+
+def _unpickling_reason(error: BaseException) -> str:
+    """What torch's weights_only loader refused (the global a payload would call), else the first line."""
+    for line in str(error).splitlines():  # torch words it "Unsupported global: GLOBAL x" or "unsupported GLOBAL x ..."
+        if "unsupported global" in line.lower():
+            return line.strip().removeprefix("WeightsUnpickler error: ").split(". Please use")[0].rstrip(".")
+    return first_line(error)
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an error message (torch's and Accelerate's span many lines)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def check_checkpoint_fits(checkpoint: Path, model) -> None:
@@ -199,22 +222,36 @@ def check_checkpoint_fits(checkpoint: Path, model) -> None:
         return
     expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
     with safe_open(str(checkpoint / MODEL_FILE), framework="pt") as handle:
-        for name in handle.keys():
-            shape = tuple(handle.get_slice(name).get_shape())
-            if expected.get(name) != shape:
-                here = f"the model built from the recipe has {list(expected[name])}" if name in expected \
-                    else "the model built from the recipe has no such weight"
-                raise SeqlabUsageError(
-                    f"checkpoint {str(checkpoint)!r} does not fit this model: its {name} has shape {list(shape)}, "
-                    f"{here}; resume with the recipe (model config, tokenizer) that wrote the checkpoint"
-                )
+        shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    for name in sorted(set(shapes) & set(expected)):
+        if shapes[name] != expected[name]:
+            raise SeqlabUsageError(
+                f"checkpoint {str(checkpoint)!r} does not fit this model: its {name} has shape {list(shapes[name])}, "
+                f"the model built from the recipe has {list(expected[name])}; resume with the recipe (model config, "
+                "tokenizer) that wrote the checkpoint"
+            )
+    # tied copies are left out of checkpoints on purpose (drop_tied_copies); anything else missing would make
+    # Accelerate's strict load fail only after the run folder was written
+    extra = sorted(set(shapes) - set(expected))
+    missing = sorted(set(expected) - set(shapes) - _tied_targets(model))
+    if not extra and not missing:
+        return
+    what = f"its {extra[0]} has no place in the model built from the recipe" if extra \
+        else f"it has no {missing[0]}, which the model built from the recipe needs"
+    body = f"{getattr(model, 'base_model_prefix', 'model')}."
+    if not any(name.startswith(body) for name in extra + missing):  # only the heads differ
+        hint = "it comes from a run with another head (a language model's checkpoint cannot continue a fine-tuning " \
+            "run, nor the reverse); to fine-tune a pretrained model pass its folder as --model_name_or_path"
+    else:
+        hint = "resume with the recipe (model config, tokenizer) that wrote the checkpoint"
+    raise SeqlabUsageError(f"checkpoint {str(checkpoint)!r} does not fit this model: {what}; {hint}")
 
 
-def safe_load(path: Path):
+def safe_load(path: Path, mmap: bool = False):
     """``torch.load`` that only rebuilds tensors and plain containers (never runs pickled code).
 
     numpy arrays and dtypes are allowed too, as in Accelerate's own loader: the random states hold
-    numpy's generator state (an array of numbers).
+    numpy's generator state (an array of numbers). ``mmap=True`` leaves the tensor data on disk.
     """
     import codecs
 
@@ -226,7 +263,7 @@ def safe_load(path: Path):
     if hasattr(np, "dtypes"):  # numpy >= 1.25 pickles dtypes by their class
         allowed.append(np.dtypes.UInt32DType)
     with torch.serialization.safe_globals(allowed):
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 def load_progress(checkpoint: Path) -> TrainingProgress:
@@ -245,8 +282,8 @@ def load_checkpoint(accelerator, checkpoint: Path, scheduler) -> TrainingProgres
         raise
     except Exception as error:  # noqa: BLE001 - name the checkpoint whatever went wrong
         raise SeqlabUsageError(
-            f"checkpoint {str(checkpoint)!r} could not be restored ({type(error).__name__}: {error}); it may "
-            "come from another model, optimizer setting or number of processes, or be damaged: resume with the "
+            f"checkpoint {str(checkpoint)!r} could not be restored ({type(error).__name__}: {first_line(error)}); it "
+            "may come from another model, optimizer setting or number of processes, or be damaged: resume with the "
             "recipe that wrote it, or from an earlier checkpoint"
         ) from None
     return load_progress(checkpoint)
@@ -338,6 +375,29 @@ def _tied_targets(model) -> set[str]:
     return targets
 
 
+def _is_write_failure(error: BaseException) -> bool:
+    """A full disk or unwritable folder, as the writers of a checkpoint report it: ``OSError`` (ENOSPC, EROFS,
+    ...), torch's zip writer (``RuntimeError: [enforce fail at inline_container.cc...]`` / ``PytorchStreamWriter
+    failed writing``) or safetensors (``SafetensorError: ... IoError``)."""
+    if isinstance(error, OSError):
+        return True
+    text = str(error)
+    return any(sign in text for sign in ("inline_container", "PytorchStreamWriter", "IoError", "No space left"))
+
+
+def checkpoint_write_error(error: BaseException, final: Path, output_dir: str | Path) -> SeqlabUsageError:
+    """One line for a checkpoint that could not be written; the checkpoints already saved are untouched."""
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if isinstance(error, OSError) and error.errno is not None:
+        reason = f"{os.strerror(error.errno)} (errno {error.errno})"
+    saved = list_checkpoints(output_dir)
+    kept = f"the previous checkpoint {saved[-1]} is intact" if saved else "no earlier checkpoint exists"
+    return SeqlabUsageError(
+        f"could not write checkpoint {final.name} in {final.parent} ({reason}); {kept}: free disk space (or make the "
+        "folder writable) and continue with --resume_from_checkpoint latest"
+    )
+
+
 def save_checkpoint(
     accelerator, output_dir: str | Path, progress: TrainingProgress, total_limit: int | None, scheduler=None
 ) -> Path:
@@ -352,13 +412,20 @@ def save_checkpoint(
         if staging.exists():  # left over by a run killed while saving
             shutil.rmtree(staging)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging), safe_serialization=True)
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(staging), safe_serialization=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            if scheduler is not None:
+                torch.save(scheduler.state_dict(), staging / SCHEDULER_FILE)
+            (staging / PROGRESS_FILE).write_text(progress.to_json(), encoding="utf-8")
+            _sync_folder(staging)
+    except Exception as error:  # noqa: BLE001 - torch, safetensors and the OS each report a failed write their own way
+        if not _is_write_failure(error):
+            raise
+        shutil.rmtree(staging, ignore_errors=True)  # only the unpublished staging folder; step-N folders stay
+        raise checkpoint_write_error(error, final, output_dir) from None
     if accelerator.is_main_process:
-        if scheduler is not None:
-            torch.save(scheduler.state_dict(), staging / SCHEDULER_FILE)
-        (staging / PROGRESS_FILE).write_text(progress.to_json(), encoding="utf-8")
-        _sync_folder(staging)
         if final.exists():  # the same step saved again after resuming from an earlier checkpoint
             _discard(final)
         staging.rename(final)

@@ -37,6 +37,7 @@ from .runtime import (
     build_model_config,
     check_config_overrides,
     check_weights_file,
+    check_weights_fit_config,
     check_tracker,
     create_output_dir,
     family_of_config,
@@ -151,6 +152,16 @@ def _eval_file_name(path: str, taken: set[str]) -> str:
     return name
 
 
+def _with_overrides(config, overrides: Mapping[str, Any]):
+    """A copy of ``config`` with the recipe's ``model`` overrides, as ``from_pretrained`` will apply them."""
+    import copy
+
+    config = copy.deepcopy(config)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
 def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2label: dict[int, str]):
     """Return ``(family, model, loaded_body_tensors)``: the pretrained body with a fresh classification head,
     or (``scratch``) the same configuration with fresh weights everywhere."""
@@ -170,6 +181,9 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
     path, config, family = check_pretrained_folder(recipe)
     check_config_overrides(FAMILIES[family][0], recipe["model"] or {}, "the recipe's `model` overrides")
     check_vocab_compatible(tokenizer, config)
+    check_weights_fit_config(path, FAMILIES[family][1]["AutoModelForSequenceClassification"],
+                             _with_overrides(config, recipe["model"] or {}), "model_name_or_path",
+                             f"{family} classifier")
     # transformers reports the dropped LM head and the fresh classifier as a warning table; the
     # expected outcome is checked below instead (a body weight that did not load is an error).
     verbosity = transformers_logging.get_verbosity()

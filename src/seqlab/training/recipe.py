@@ -240,6 +240,14 @@ def _unknown_key_error(key: str, fields: Mapping[str, Field], where: str) -> Seq
     )
 
 
+def _yaml_problem(error: Exception) -> str:
+    """PyYAML's error in one line (its message quotes the file with a caret below): the problem and where."""
+    problem, mark = getattr(error, "problem", None), getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(error).split())
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML mapping; a missing or malformed file is a usage error naming the file."""
     file = Path(path)
@@ -248,7 +256,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     try:
         content = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise SeqlabUsageError(f"recipe file {str(file)!r} is not valid YAML: {error}") from None
+        raise SeqlabUsageError(f"recipe file {str(file)!r} is not valid YAML: {_yaml_problem(error)}") from None
     if content is None:
         return {}
     if not isinstance(content, dict):

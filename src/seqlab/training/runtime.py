@@ -91,8 +91,14 @@ def family_of_config(config: Any) -> str:
     for family, (config_class, _) in FAMILIES.items():
         if config.model_type == config_class.model_type:
             return family
-    raise SeqlabUsageError(
-        f"model_type {config.model_type!r} is not a seqlab family; seqlab trains "
+    raise not_a_seqlab_model_type(config.model_type)
+
+
+def not_a_seqlab_model_type(model_type: Any) -> SeqlabUsageError:
+    from ..models import FAMILIES
+
+    return SeqlabUsageError(
+        f"model_type {model_type!r} is not a seqlab family; seqlab trains "
         f"{', '.join(config_class.model_type for config_class, _ in FAMILIES.values())}"
     )
 
@@ -194,6 +200,7 @@ def load_folder_config(path: Path, key: str):
             f"{key} {str(path)!r} is not a model folder (no config.json); pass the output_dir of a seqlab run"
             + (", or 'scratch' with --model_config" if key == "model_name_or_path" else " or a model YAML")
         )
+    _check_model_type(config_file)
     try:
         return AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError, KeyError, TypeError) as error:
@@ -204,8 +211,30 @@ def load_folder_config(path: Path, key: str):
         ) from None
 
 
+def _check_model_type(config_file: Path) -> None:
+    """Refuse a model_type seqlab does not define before AutoConfig sees it: for an unknown type beside an
+    ``auto_map`` (every seqlab folder has one) transformers would blame "custom code" instead."""
+    from ..models import FAMILIES
+
+    try:
+        data = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # unreadable: AutoConfig's own error names the problem
+    if not isinstance(data, dict):
+        return
+    model_type = data.get("model_type")
+    if model_type not in {config_class.model_type for config_class, _ in FAMILIES.values()}:
+        raise SeqlabUsageError(f"{config_file}: {not_a_seqlab_model_type(model_type)}")
+
+
 def check_weights_file(path: Path, key: str) -> Path:
-    """The folder's safetensors weights, refused when missing, truncated or corrupted (header checked).
+    """The folder's (first) safetensors weights file, refused when missing, truncated or corrupted."""
+    return weight_files(path, key)[0]
+
+
+def weight_files(path: Path, key: str) -> list[Path]:
+    """The folder's safetensors weights (one file, or the shards its index lists), refused when missing,
+    truncated or corrupted (header checked).
 
     Only safetensors are accepted: loading them runs no code, unlike a pickled ``pytorch_model.bin``.
     """
@@ -215,8 +244,9 @@ def check_weights_file(path: Path, key: str) -> Path:
     if index.is_file():
         try:
             shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise SeqlabUsageError(f"{key} {str(path)!r}: {index.name} is corrupted ({error})") from None
+        check_index_shards(shards, path / index.name, key)
         files = [path / shard for shard in shards]
     else:
         files = [path / "model.safetensors"]
@@ -233,7 +263,45 @@ def check_weights_file(path: Path, key: str) -> Path:
                 f"{key} {str(path)!r}: {file.name} is truncated or corrupted ({error}); copy it again from the "
                 "run that wrote it"
             ) from None
-    return files[0]
+    return files
+
+
+def check_weights_fit_config(path: Path, model_class, config, key: str, what: str) -> None:
+    """Refuse weights whose shapes differ from what ``config`` builds (a position table or layer of another size),
+    naming the tensor and both shapes; transformers would raise a "look at the above report!" error whose report
+    the quiet loading hides. The model is built on the meta device (no memory) and only safetensors headers are read.
+    """
+    import torch
+    from safetensors import safe_open
+
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in model_class(config).state_dict().items()}
+    for file in weight_files(path, key):
+        with safe_open(str(file), framework="pt") as handle:
+            for name in handle.keys():
+                shape = tuple(handle.get_slice(name).get_shape())
+                if name in expected and expected[name] != shape:
+                    raise SeqlabUsageError(
+                        f"the weights in {str(path)!r} do not load into a {what} (size mismatch: "
+                        f"{file.name} holds {name} of shape {list(shape)}, config.json implies {list(expected[name])}); "
+                        "restore the config.json saved with these weights"
+                    )
+
+
+def check_index_shards(shards: list, index: Path, key: str) -> None:
+    """The shard names of a ``model.safetensors.index.json``: at least one, each a safetensors file beside it."""
+    if not shards:
+        raise SeqlabUsageError(
+            f"{key} {str(index.parent)!r}: {index.name} lists no weight files (its weight_map is empty); restore the "
+            "folder from the run that wrote it, or delete the index if the folder holds a single model.safetensors"
+        )
+    for shard in shards:
+        if not isinstance(shard, str) or not shard.endswith(".safetensors") or Path(shard).name != shard:
+            raise SeqlabUsageError(
+                f"{key} {str(index.parent)!r}: {index.name} points at {shard!r}, not a safetensors file beside it; "
+                "seqlab loads only safetensors weights (a pickled .bin could run code): re-save the model with "
+                "save_pretrained(safe_serialization=True)"
+            )
 
 
 def prepare_output_dir(output_dir: str | None, overwrite: bool, resuming: bool) -> Path:
@@ -248,7 +316,29 @@ def prepare_output_dir(output_dir: str | None, overwrite: bool, resuming: bool) 
             f"output_dir {str(path)!r} already holds a run; pass --resume_from_checkpoint latest to continue it, "
             "--overwrite_output_dir true to replace it, or another --output_dir"
         )
+    check_writable(path)
     return path
+
+
+def check_writable(path: Path) -> None:
+    """Refuse an output folder that cannot be written (read-only file system, no permission) before any data
+    is loaded: the folder itself, or the nearest existing folder above it that it would be created in.
+
+    A probe file is created and removed at once: permission bits alone miss read-only mounts and root."""
+    import tempfile
+
+    existing = path
+    while not existing.is_dir() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".seqlab-write-probe-"):
+            pass
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else type(error).__name__
+        where = "" if existing == path else f" (it would be created in {str(existing)!r})"
+        raise SeqlabUsageError(
+            f"output_dir {str(path)!r} cannot be written{where}: {reason}; pass an --output_dir on a writable disk"
+        ) from None
 
 
 def create_output_dir(accelerator, path: Path, overwrite: bool, resuming: bool, recipe: Mapping[str, Any]) -> None:
