@@ -54,6 +54,9 @@ def build_run_folder(root: Path, tokenizer) -> Path:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tokenizer):
+    # SEQLAB_DEMO_RUN_DIR: a real experiment folder instead (how docs/demo.png is taken on the main job's output)
+    if os.environ.get("SEQLAB_DEMO_RUN_DIR"):
+        return Path(os.environ["SEQLAB_DEMO_RUN_DIR"]).resolve()
     return build_run_folder(tmp_path_factory.mktemp("demo") / "run", tokenizer)
 
 
