@@ -361,14 +361,17 @@ def _keep_best_classifiers(config: ExperimentConfig, output_dir: Path, pool: "_P
     tasks = []
     for record in todo:
         run = grid[record["run_id"]]
-        staging = output_dir / "classifiers" / f".tmp-{run.family}-{run.init}-n{run.num_train_examples}"
+        staging = _keep_staging(output_dir, record)
         recipe = {**_finetune_recipe(config, run, pretrained.get(run.family), tokenizer_path, staging),
                   "save_model": True}
         tasks.append(("finetune", record, recipe, str(_log_path(output_dir, f"keep/{run.run_id}"))))
     for _, record, (metrics, _seconds) in pool.run(tasks):
-        staging = output_dir / "classifiers" / (
-            f".tmp-{record['family']}-{record['init']}-n{record['requested_examples']}")
-        keep_classifier(output_dir, record, staging, metrics)
+        keep_classifier(output_dir, record, _keep_staging(output_dir, record), metrics)
+
+
+def _keep_staging(output_dir: Path, record: dict) -> Path:
+    """Where a kept classifier's re-run writes before keep_classifier moves it into its cell folder."""
+    return output_dir / "classifiers" / f".tmp-{record['family']}-{record['init']}-n{record['requested_examples']}"
 
 
 def _pretraining_steps(config: ExperimentConfig, family: str) -> int:
