@@ -12,7 +12,7 @@ export SEQLAB_DATA_DIR
 # one thread per process: two threads beside a busy process made 2-core runs 7-70x slower
 RUN_ENV := OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: install test experiment demo
+.PHONY: install test lint experiment demo
 
 # $(VENV)/.installed holds the constraints file it was installed with. (Re)install when there is none, when
 # pyproject.toml or that file changed since, or when CONSTRAINTS names another file.
@@ -32,6 +32,11 @@ install:
 
 test: install
 	$(RUN_ENV) $(PY) -m pytest -q
+
+# ruff's lint rules and formatter, configured in pyproject.toml (`ruff format .` applies the formatting)
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 # the demo on the main job's output (make experiment first): http://127.0.0.1:7860
 demo: install

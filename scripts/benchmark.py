@@ -26,10 +26,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", choices=SIZES, default="tiny", help="configs/models/<family>-<size>.yaml")
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds (small shapes)")
     parser.add_argument("--json", dest="json_path", default=None, help="write the result document here")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="also measure torch.compile (default: on CUDA only)")
-    parser.add_argument("--family", action="append", choices=FAMILIES, default=None,
-                        help="only these model families (repeatable; default: all)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also measure torch.compile (default: on CUDA only)",
+    )
+    parser.add_argument(
+        "--family",
+        action="append",
+        choices=FAMILIES,
+        default=None,
+        help="only these model families (repeatable; default: all)",
+    )
     parser.add_argument("--repeats", type=int, default=None, help="timed repetitions per candidate")
     parser.add_argument("--batch_size", type=int, default=None)
     parser.add_argument("--seq_len", type=int, default=None, help="tokens per sequence (data: block size)")
@@ -38,8 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_tokens", type=int, default=None, help="data: token budget (default by device)")
     parser.add_argument("--tokenizer", default=None, help="a saved seqlab tokenizer (default: train one)")
     parser.add_argument("--config_dir", default=None, help="folder of the model size files")
-    parser.add_argument("--profile", action="store_true",
-                        help="train/generate: also record each candidate's top operators (torch.profiler)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="train/generate: also record each candidate's top operators (torch.profiler)",
+    )
     return parser.parse_args(argv)
 
 

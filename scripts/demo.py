@@ -18,12 +18,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7860)
     args = parser.parse_args()
     if not Path(args.run_dir).is_dir():
-        raise SeqlabUsageError(f"--run_dir {args.run_dir} does not exist: `make experiment` writes "
-                               "runs/transfer_gap_tiny, or pass the --output_dir of scripts/transfer_gap.py.")
+        raise SeqlabUsageError(
+            f"--run_dir {args.run_dir} does not exist: `make experiment` writes "
+            "runs/transfer_gap_tiny, or pass the --output_dir of scripts/transfer_gap.py."
+        )
     try:
         from seqlab.demo.app import launch
     except ImportError as error:
-        raise SeqlabUsageError(f"the demo needs its extra ({error.name} is missing): pip install -e \".[demo]\"")
+        raise SeqlabUsageError(
+            f'the demo needs its extra ({error.name} is missing): pip install -e ".[demo]"'
+        ) from None
     launch(args.run_dir, args.host, args.port)
 
 

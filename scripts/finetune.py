@@ -26,8 +26,16 @@ def main(argv: list[str] | None = None) -> None:
 
     recipe = recipe_from_argv(sys.argv[1:] if argv is None else argv, FINETUNE_FIELDS, description=__doc__)
     metrics = run_finetuning(recipe)
-    keys = ("family", "strategy", "num_train_examples", "step", "eval_accuracy", "eval_f1", "eval_files",
-            "stopped_at_step")
+    keys = (
+        "family",
+        "strategy",
+        "num_train_examples",
+        "step",
+        "eval_accuracy",
+        "eval_f1",
+        "eval_files",
+        "stopped_at_step",
+    )
     summary = {k: metrics[k] for k in keys if k in metrics}
     if int(os.environ.get("RANK", "0")) == 0:  # one summary, not one per process
         print(json.dumps(summary))

@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> None:
 
     recipe = recipe_from_argv(sys.argv[1:] if argv is None else argv, PRETRAIN_FIELDS, description=__doc__)
     metrics = run_pretraining(recipe)
-    summary = {k: metrics[k] for k in ("family", "step", "eval_loss", "eval_perplexity", "stopped_at_step") if k in metrics}
+    summary = {
+        k: metrics[k] for k in ("family", "step", "eval_loss", "eval_perplexity", "stopped_at_step") if k in metrics
+    }
     if int(os.environ.get("RANK", "0")) == 0:  # one summary, not one per process
         print(json.dumps(summary))
 

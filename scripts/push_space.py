@@ -27,8 +27,10 @@ def main() -> None:
 
     if args.dry_run_dir:
         files = write_space(args.run_dir, args.dry_run_dir)
-        print(f"dry run: wrote {len(files)} files to {args.dry_run_dir} (nothing uploaded); "
-              f"start it with: cd {args.dry_run_dir} && python app.py")
+        print(
+            f"dry run: wrote {len(files)} files to {args.dry_run_dir} (nothing uploaded); "
+            f"start it with: cd {args.dry_run_dir} && python app.py"
+        )
         return
     with tempfile.TemporaryDirectory() as staging:
         folder = f"{staging}/space"

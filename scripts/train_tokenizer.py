@@ -18,21 +18,30 @@ from seqlab.tokenizer import DEFAULT_MODEL_MAX_LENGTH, TOKENIZER_KINDS, train_to
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", action="append", required=True,
-                        help="data key, key:split or file path; repeat to combine sources")
-    parser.add_argument("--vocab_size", type=int, default=8000,
-                        help="tokens including the 5 special tokens (default: %(default)s)")
+    parser.add_argument(
+        "--dataset", action="append", required=True, help="data key, key:split or file path; repeat to combine sources"
+    )
+    parser.add_argument(
+        "--vocab_size", type=int, default=8000, help="tokens including the 5 special tokens (default: %(default)s)"
+    )
     parser.add_argument("--output_dir", required=True, help="folder to write (save_pretrained layout)")
     parser.add_argument("--kind", choices=TOKENIZER_KINDS, default="bpe", help="(default: %(default)s)")
     parser.add_argument("--max_texts", type=int, default=None, help="stop after this many texts (all sources)")
-    parser.add_argument("--min_frequency", type=int, default=2,
-                        help="fewest occurrences of a merge or sub-word (default: %(default)s)")
-    parser.add_argument("--model_config", default=None,
-                        help="model YAML or model folder the tokenizer is for: model_max_length becomes its "
-                             "max_position_embeddings")
-    parser.add_argument("--model_max_length", type=int, default=None,
-                        help="longest input, where truncation=True cuts (default: the --model_config's "
-                             f"max_position_embeddings, else {DEFAULT_MODEL_MAX_LENGTH}, the tiny models' length)")
+    parser.add_argument(
+        "--min_frequency", type=int, default=2, help="fewest occurrences of a merge or sub-word (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--model_config",
+        default=None,
+        help="model YAML or model folder the tokenizer is for: model_max_length becomes its max_position_embeddings",
+    )
+    parser.add_argument(
+        "--model_max_length",
+        type=int,
+        default=None,
+        help="longest input, where truncation=True cuts (default: the --model_config's "
+        f"max_position_embeddings, else {DEFAULT_MODEL_MAX_LENGTH}, the tiny models' length)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     return parser.parse_args(argv)
 
@@ -65,8 +74,10 @@ def main(argv: list[str] | None = None) -> None:
         overwrite=args.overwrite,
         model_max_length=model_max_length,
     )
-    print(f"saved a {args.kind} tokenizer with {len(tokenizer)} tokens (model_max_length {model_max_length}) "
-          f"to {args.output_dir}")
+    print(
+        f"saved a {args.kind} tokenizer with {len(tokenizer)} tokens (model_max_length {model_max_length}) "
+        f"to {args.output_dir}"
+    )
 
 
 if __name__ == "__main__":

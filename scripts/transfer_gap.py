@@ -16,9 +16,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="experiment YAML (configs/experiments/*.yaml)")
     parser.add_argument("--output_dir", help="default: runs/transfer_gap_<config name>")
-    parser.add_argument("--jobs", type=int, default=None,
-                        help="independent runs at once, one process and one thread each (default: the core count); "
-                        "results are the same for any value")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="independent runs at once, one process and one thread each (default: the core count); "
+        "results are the same for any value",
+    )
     args = parser.parse_args()
     output_dir = run_experiment(args.config, args.output_dir, jobs=args.jobs)
     print(f"report: {output_dir / 'report.md'}")

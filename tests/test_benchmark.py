@@ -100,8 +100,9 @@ def test_generate_suite_widens_learned_positions_to_the_new_tokens():
     assert _fit_positions(config, settings) == 256 and config.max_position_embeddings == 288
     assert gpt2_reference(config).config.n_positions == 288
     assert _fit_positions(config, settings) is None  # already long enough
-    sinusoidal = load_model_config("decoder", "tiny", settings.config_dir, vocab_size=512,
-                                   position_embedding_type="sinusoidal")
+    sinusoidal = load_model_config(
+        "decoder", "tiny", settings.config_dir, vocab_size=512, position_embedding_type="sinusoidal"
+    )
     assert _fit_positions(sinusoidal, settings) is None
 
 
@@ -113,7 +114,9 @@ def test_data_suite_through_the_script(tokenizer, tmp_path, repo_root):
     _check_document(document, "data", {"data-tokenize-pack-procs1"}, 2, memory=False)
     entry = document["entries"][0]
     assert entry["config"]["num_proc"] == 1 and entry["config"]["sources"] == ["tinyshakespeare"]
-    assert entry["seqlab"]["packed_tokens"] > 0 and entry["seqlab"]["packed_tokens"] % entry["config"]["block_size"] == 0
+    assert (
+        entry["seqlab"]["packed_tokens"] > 0 and entry["seqlab"]["packed_tokens"] % entry["config"]["block_size"] == 0
+    )
 
 
 def test_script_refuses_cuda_without_a_gpu(repo_root, capsys, monkeypatch):
@@ -180,7 +183,9 @@ def test_plain_lstm_loss_is_next_token_cross_entropy(tokenizer, repo_root):
     model = lstm_reference(config).eval()
     ids = torch.randint(5, len(tokenizer), (2, 9))
     output = model(ids, labels=ids)
-    expected = torch.nn.functional.cross_entropy(output.logits[:, :-1].reshape(-1, len(tokenizer)), ids[:, 1:].reshape(-1))
+    expected = torch.nn.functional.cross_entropy(
+        output.logits[:, :-1].reshape(-1, len(tokenizer)), ids[:, 1:].reshape(-1)
+    )
     assert output.logits.shape == (2, 9, len(tokenizer))
     assert torch.allclose(output.loss, expected)
 
@@ -221,7 +226,9 @@ def test_offline_bundle_refuses_a_missing_data_folder_and_leaves_nothing(repo_ro
     bundle = tmp_path / "bundle"
     result = subprocess.run(
         ["bash", str(repo_root / "scripts" / "offline_bundle.sh"), str(bundle), "no_such_folder"],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "SEQLAB_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SEQLAB_DATA_DIR": str(tmp_path)},
     )
     assert result.returncode == 1
     assert "no data folder" in result.stderr and "no_such_folder" in result.stderr

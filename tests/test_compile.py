@@ -18,17 +18,32 @@ from seqlab import (
     RecurrentForCausalLM,
 )
 
-TRANSFORMER = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                   hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+TRANSFORMER = dict(
+    vocab_size=64,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=64,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
 MODELS = {
     "decoder": lambda: DecoderForCausalLM(DecoderConfig(**TRANSFORMER)),
     "encoder": lambda: EncoderForMaskedLM(EncoderConfig(**TRANSFORMER)),
     # seqlab's pretraining projects only the masked tokens: a data-dependent shape under the compiler
     "encoder-sparse": lambda: EncoderForMaskedLM(EncoderConfig(**TRANSFORMER, sparse_prediction=True)),
-    "recurrent": lambda: RecurrentForCausalLM(RecurrentConfig(
-        vocab_size=64, cell_type="lstm", embedding_size=16, hidden_size=24, num_hidden_layers=2,
-        embedding_dropout_prob=0.0, hidden_dropout_prob=0.0, output_dropout_prob=0.0,
-    )),
+    "recurrent": lambda: RecurrentForCausalLM(
+        RecurrentConfig(
+            vocab_size=64,
+            cell_type="lstm",
+            embedding_size=16,
+            hidden_size=24,
+            num_hidden_layers=2,
+            embedding_dropout_prob=0.0,
+            hidden_dropout_prob=0.0,
+            output_dropout_prob=0.0,
+        )
+    ),
 }
 
 

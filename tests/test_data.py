@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from seqlab.data import (
-    refuse_evaluation_splits,
     DEFAULT_PRETRAINING_SOURCES,
     KNOWN_KEYS,
     CausalLMCollator,
@@ -24,6 +23,7 @@ from seqlab.data import (
     iter_texts,
     key_label_names,
     load_text_dataset,
+    refuse_evaluation_splits,
     resolve_source,
     stratified_subset,
     tokenize_classification,
@@ -161,11 +161,14 @@ def test_a_missing_text_column_names_the_columns_seen(tmp_path):
         load_text_dataset(str(tmp_path / "bad.csv"))
 
 
-@pytest.mark.parametrize("content,bad", [
-    ('text,label\nok,1\nhmm,positive\n', "'positive'"),
-    ('text,label\nok,1\nhmm,\n', "''"),
-    ('text,label\nok,1\nhmm,1.5\n', "'1.5'"),
-])
+@pytest.mark.parametrize(
+    "content,bad",
+    [
+        ("text,label\nok,1\nhmm,positive\n", "'positive'"),
+        ("text,label\nok,1\nhmm,\n", "''"),
+        ("text,label\nok,1\nhmm,1.5\n", "'1.5'"),
+    ],
+)
 def test_labels_must_be_integers_and_the_error_names_the_row(tmp_path, content, bad):
     (tmp_path / "labels.csv").write_text(content)
     with pytest.raises(SeqlabUsageError, match=rf"row 2: label {re.escape(bad)} .* not an integer"):
@@ -242,8 +245,9 @@ def test_pretraining_is_deterministic_by_seed_and_respects_max_tokens(tokenizer,
 
 
 def test_pretraining_on_the_default_recipe_sources_is_fast_with_a_budget(tokenizer):
-    built = build_pretraining_dataset(tokenizer, list(DEFAULT_PRETRAINING_SOURCES), max_seq_length=32,
-                                      max_tokens=20_000)
+    built = build_pretraining_dataset(
+        tokenizer, list(DEFAULT_PRETRAINING_SOURCES), max_seq_length=32, max_tokens=20_000
+    )
     assert len(built["train"]) + len(built["validation"]) >= 20_000 // 32 - 2
     assert len(built["validation"]) >= 1
     assert torch.tensor(built["train"][:4]["input_ids"]).shape == (4, 32)
@@ -336,7 +340,7 @@ def test_classification_tokenizes_with_bos_and_pads_dynamically_on_the_right(tok
     assert batch["attention_mask"].sum(dim=1).tolist() == lengths
     assert batch["labels"].tolist() == dataset["label"]
     short = int(np.argmin(lengths))
-    assert (batch["input_ids"][short, lengths[short]:] == tokenizer.pad_token_id).all()
+    assert (batch["input_ids"][short, lengths[short] :] == tokenizer.pad_token_id).all()
 
 
 # ----------------------------------------------------------------------------- subsets and labels

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from generation_helpers import CACHE, SCORED, assert_same_logits, cache_of, input_lengths
 from torch.nn import functional as F
 from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
 
 import seqlab
-from generation_helpers import CACHE, SCORED, assert_same_logits, cache_of, input_lengths
 from seqlab import DecoderConfig, DecoderForCausalLM, DecoderForSequenceClassification, DecoderModel
 
 VOCAB = 96
@@ -186,9 +186,13 @@ def test_learned_positions_reject_too_long_input_with_a_clear_error():
         model(random_ids(1, 33))
     prompt = random_ids(1, 30)
     # with the cache the 33rd position is reached one token at a time; without it, by the whole sequence
-    with pytest.raises(ValueError, match=r"Sequence length 33 \(32 cached \+ 1 new tokens\).*max_position_embeddings=32"):
+    with pytest.raises(
+        ValueError, match=r"Sequence length 33 \(32 cached \+ 1 new tokens\).*max_position_embeddings=32"
+    ):
         model.generate(prompt, max_new_tokens=5, do_sample=False, eos_token_id=None)
-    with pytest.raises(ValueError, match=r"Sequence length 33 \(0 cached \+ 33 new tokens\).*max_position_embeddings=32"):
+    with pytest.raises(
+        ValueError, match=r"Sequence length 33 \(0 cached \+ 33 new tokens\).*max_position_embeddings=32"
+    ):
         model.generate(prompt, max_new_tokens=5, do_sample=False, eos_token_id=None, use_cache=False)
     out = model(prompt[:, :20], use_cache=True)
     with pytest.raises(ValueError, match=r"Sequence length 33 \(20 cached \+ 13 new tokens\)"):

@@ -17,9 +17,9 @@ import torch
 
 pytest.importorskip("gradio", reason="the demo extra is not installed: pip install -e '.[demo]'")
 from gradio_client import Client  # noqa: E402
+from test_hf_integration import make_model  # noqa: E402
 
 from seqlab.experiment.report import write_report  # noqa: E402
-from test_hf_integration import make_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = {"lstm": "recurrent", "decoder": "decoder", "encoder": "encoder"}
@@ -38,13 +38,24 @@ def build_run_folder(root: Path, tokenizer) -> Path:
         for a, arm in enumerate(ARMS):
             for seed in (0, 1):
                 score = 0.6 + 0.05 * n + 0.1 * (arm == "pretrained") + 0.01 * seed
-                records.append({
-                    "run_id": f"sst2_sentence/{name}/{arm}/n40/seed{seed}/lr0.001", "task": "sst2_sentence",
-                    "family": name, "init": arm, "num_train_examples": 40, "requested_examples": 40, "seed": seed,
-                    "learning_rate": 0.001, "metrics": {"accuracy": score}, "dev_metrics": {"accuracy": score},
-                })
+                records.append(
+                    {
+                        "run_id": f"sst2_sentence/{name}/{arm}/n40/seed{seed}/lr0.001",
+                        "task": "sst2_sentence",
+                        "family": name,
+                        "init": arm,
+                        "num_train_examples": 40,
+                        "requested_examples": 40,
+                        "seed": seed,
+                        "learning_rate": 0.001,
+                        "metrics": {"accuracy": score},
+                        "dev_metrics": {"accuracy": score},
+                    }
+                )
             folder = root / "classifiers" / name / arm / "n40"
-            make_model(FAMILIES[name], "AutoModelForSequenceClassification", tokenizer, seed=n * 2 + a).save_pretrained(folder)
+            make_model(FAMILIES[name], "AutoModelForSequenceClassification", tokenizer, seed=n * 2 + a).save_pretrained(
+                folder
+            )
             tokenizer.save_pretrained(folder)
             (folder / "kept.json").write_text(json.dumps({**records[-1], "reproduced": True}))
     (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -103,14 +114,23 @@ def apps(run_dir, tmp_path_factory):
     logs = tmp_path_factory.mktemp("logs")
     ports = free_port(), free_port()
     processes = [
-        start([sys.executable, "scripts/demo.py", "--run_dir", str(folder), "--port", str(port)], port, REPO,
-              app_env(), logs / f"app{port}.log")
+        start(
+            [sys.executable, "scripts/demo.py", "--run_dir", str(folder), "--port", str(port)],
+            port,
+            REPO,
+            app_env(),
+            logs / f"app{port}.log",
+        )
         for folder, port in zip((run_dir, empty), ports)
     ]
     try:
-        yield {name: (f"http://127.0.0.1:{port}/", Client(f"http://127.0.0.1:{port}/", verbose=False,
-                                                          download_files=str(logs)))
-               for name, port in zip(("full", "empty"), ports)}
+        yield {
+            name: (
+                f"http://127.0.0.1:{port}/",
+                Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(logs)),
+            )
+            for name, port in zip(("full", "empty"), ports)
+        }
     finally:
         for process in processes:
             stop(process)
@@ -129,7 +149,13 @@ def test_core_package_does_not_import_gradio():
 def test_classify_shows_every_family_and_arm(apps):
     _, client = apps["full"]
     status, table = client.predict("a gripping , funny film", "40", api_name="/classify")
-    assert "40 labels" in status and table["headers"][:5] == ["family", "arm", "prediction", "P(negative)", "P(positive)"]
+    assert "40 labels" in status and table["headers"][:5] == [
+        "family",
+        "arm",
+        "prediction",
+        "P(negative)",
+        "P(positive)",
+    ]
     assert [(r[0], r[1]) for r in rows(table)] == [(f, a) for f in FAMILIES for a in ARMS]
     for row in rows(table):
         assert row[2] in ("negative", "positive") and abs(row[3] + row[4] - 1) < 1e-3
@@ -139,12 +165,15 @@ def test_classify_shows_every_family_and_arm(apps):
     assert [r[5] for r in rows(table)] == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "box is empty"),
-    ("   ", "box is empty"),
-    ("word " * 300, "at most 1000"),  # characters
-    ("ab " * 200, "max_position_embeddings"),  # 600 characters, more tokens than the 64 positions
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "box is empty"),
+        ("   ", "box is empty"),
+        ("word " * 300, "at most 1000"),  # characters
+        ("ab " * 200, "max_position_embeddings"),  # 600 characters, more tokens than the 64 positions
+    ],
+)
 def test_bad_text_gives_a_message_on_every_tab(apps, text, message):
     _, client = apps["full"]
     status, table = client.predict(text, "40", api_name="/classify")
@@ -186,7 +215,9 @@ def test_inside_the_model_plots_and_gradients(apps):
     from PIL import Image
 
     _, client = apps["full"]
-    status, gradients, attention, table = client.predict("To be , or not to be , that is the question", api_name="/inside")
+    status, gradients, attention, table = client.predict(
+        "To be , or not to be , that is the question", api_name="/inside"
+    )
     assert "vanishing" in status
     for path in (gradients, attention):
         image = Image.open(path)
@@ -216,8 +247,10 @@ def test_missing_models_name_the_command(apps):
     assert "transfer_gap" in client.predict(api_name="/results")[0]
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                    reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="chromium and chromedriver are not installed (apt-get install chromium chromium-driver)",
+)
 def test_browser_switches_tabs_and_classifies(apps, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -227,9 +260,19 @@ def test_browser_switches_tabs_and_classifies(apps, tmp_path):
     url, _ = apps["full"]
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,1000"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,1000",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -240,8 +283,12 @@ def test_browser_switches_tabs_and_classifies(apps, tmp_path):
             return d.find_element(By.TAG_NAME, "body").text
 
         def visible(css, text):
-            return wait.until(lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, css)
-                                              if e.text.strip() == text and e.is_displayed()), None))
+            return wait.until(
+                lambda d: next(
+                    (e for e in d.find_elements(By.CSS_SELECTOR, css) if e.text.strip() == text and e.is_displayed()),
+                    None,
+                )
+            )
 
         for tab in ("Generate", "Fill-mask", "Inside the model", "Results", "Classify"):
             # a script click: gradio's loading overlay may cover the tab bar for a moment after the page loads
@@ -252,7 +299,7 @@ def test_browser_switches_tabs_and_classifies(apps, tmp_path):
         driver.execute_script("arguments[0].click()", driver.find_element(By.ID, "classify-submit"))
         wait.until(lambda d: "P(positive)" in body(d) and "scratch" in body(d))
         text = body(driver)
-        table = text[text.index("P(positive)"):]  # the predictions table, below the form
+        table = text[text.index("P(positive)") :]  # the predictions table, below the form
         assert all(f"{family}\npretrained" in table or f"{family} pretrained" in table for family in FAMILIES), table
         assert "positive" in table.replace("P(positive)", "") or "negative" in table.replace("P(negative)", "")
         shot = tmp_path / "demo-classify.png"
@@ -266,9 +313,23 @@ def test_browser_switches_tabs_and_classifies(apps, tmp_path):
 
 def test_space_dry_run_starts_without_seqlab(run_dir, tmp_path, tokenizer):
     space = tmp_path / "space"
-    out = subprocess.run([sys.executable, "scripts/push_space.py", "--run_dir", str(run_dir), "--repo_id", "me/demo",
-                          "--dry_run_dir", str(space)], cwd=REPO, env=app_env(), capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "scripts/push_space.py",
+            "--run_dir",
+            str(run_dir),
+            "--repo_id",
+            "me/demo",
+            "--dry_run_dir",
+            str(space),
+        ],
+        cwd=REPO,
+        env=app_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     readme = (space / "README.md").read_text()
     header = readme.split("---")[1]
@@ -281,15 +342,29 @@ def test_space_dry_run_starts_without_seqlab(run_dir, tmp_path, tokenizer):
     # `-S`: no site module, so no .pth file runs (seqlab's editable install is one); the packages the
     # requirements name come from site-packages on PYTHONPATH, and the working directory is the Space folder
     site_packages = sysconfig.get_paths()["purelib"]
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": site_packages,
-           "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-           "OMP_NUM_THREADS": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-    probe = subprocess.run([sys.executable, "-S", "-c", "import gradio, transformers\nimport seqlab"], cwd=space,
-                           env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHONPATH": site_packages,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
+    probe = subprocess.run(
+        [sys.executable, "-S", "-c", "import gradio, transformers\nimport seqlab"],
+        cwd=space,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert probe.returncode == 1 and "No module named 'seqlab'" in probe.stderr, probe.stderr[-2000:]
     port = free_port()
-    process = start([sys.executable, "-S", "app.py"], port, space, {**env, "GRADIO_SERVER_PORT": str(port)},
-                    tmp_path / "space.log")
+    process = start(
+        [sys.executable, "-S", "app.py"], port, space, {**env, "GRADIO_SERVER_PORT": str(port)}, tmp_path / "space.log"
+    )
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(tmp_path))
         status, table = client.predict("a fine film", "40", api_name="/classify")

@@ -40,7 +40,15 @@ def read_outputs(folder, stem):
     payload = json.loads((folder / f"{stem}.json").read_text())
     assert (folder / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (folder / "summary.md").read_text()
-    for fragment in ("What was measured", f"({stem}.png)", "## Provenance", "Command: `", "Machine:", "Versions:", "Date:"):
+    for fragment in (
+        "What was measured",
+        f"({stem}.png)",
+        "## Provenance",
+        "Command: `",
+        "Machine:",
+        "Versions:",
+        "Date:",
+    ):
         assert fragment in summary
     provenance = payload["provenance"]
     assert provenance["versions"]["torch"] == torch.__version__
@@ -83,7 +91,10 @@ def test_cli_usage_errors_are_one_line(repo_root, tmp_path):
             diagnose_main(["speed-vs-length", "--device", "cuda"])
     done = subprocess.run(
         [sys.executable, "scripts/diagnose.py", "long-range", "--config", str(tmp_path / "missing.yaml")],
-        cwd=repo_root, capture_output=True, text=True, timeout=120,
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
@@ -113,7 +124,9 @@ def test_unrolled_recurrence_is_the_model(name):
     sequences = torch.randint(0, 20, (3, 13))
     norms = last_position_gradients(model, sequences)
     embeds = model.get_input_embeddings()(sequences[:, :-1]).detach().requires_grad_(True)
-    loss = torch.nn.functional.cross_entropy(model(inputs_embeds=embeds).logits[:, -1], sequences[:, -1], reduction="sum")
+    loss = torch.nn.functional.cross_entropy(
+        model(inputs_embeds=embeds).logits[:, -1], sequences[:, -1], reduction="sum"
+    )
     loss.backward()
     torch.testing.assert_close(norms["input"], embeds.grad.norm(dim=-1).flip(1), atol=1e-6, rtol=1e-4)
     assert norms["hidden"].shape == (3, 12) and torch.all(norms["hidden"] > 0)
@@ -180,8 +193,14 @@ def test_long_range_writes_its_outputs_and_beats_chance(tiny, tmp_path):
 def test_long_range_findings_name_each_outcome():
     def entry(label, test, held, solved=False, diverged=False):
         run = {"learning_rate": 0.01, "steps": 300, "solved": solved, "diverged": diverged}
-        return {"label": label, "test_accuracy": test, "longest_distance_held": held, "runs": [run],
-                "chosen_learning_rate": 0.01, "parameters": {"non_embedding": 1000}}
+        return {
+            "label": label,
+            "test_accuracy": test,
+            "longest_distance_held": held,
+            "runs": [run],
+            "chosen_learning_rate": 0.01,
+            "parameters": {"non_embedding": 1000},
+        }
 
     payload = {
         "chance_accuracy": 0.25,

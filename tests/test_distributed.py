@@ -28,27 +28,66 @@ def _free_port() -> int:
 
 def test_two_cpu_processes_see_different_shards_and_end_identical(tokenizer, tmp_path, repo_root):
     model_yaml = tmp_path / "decoder.yaml"
-    model_yaml.write_text(yaml.safe_dump({
-        "family": "decoder", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "intermediate_size": 64, "max_position_embeddings": 64,
-    }))
+    model_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "family": "decoder",
+                "hidden_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "intermediate_size": 64,
+                "max_position_embeddings": 64,
+            }
+        )
+    )
     out = tmp_path / "run"
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "model_config": str(model_yaml), "tokenizer_path": tokenizer.saved_folder, "datasets": ["tinyshakespeare"],
-        "max_seq_length": LENGTH, "max_corpus_tokens": 12000, "per_device_train_batch_size": BATCH,
-        "max_steps": STEPS, "logging_steps": 2, "eval_steps": 3, "save_steps": 3, "debug_batch_log": STEPS,
-        "output_dir": str(out), "seed": 11,
-    }))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "model_config": str(model_yaml),
+                "tokenizer_path": tokenizer.saved_folder,
+                "datasets": ["tinyshakespeare"],
+                "max_seq_length": LENGTH,
+                "max_corpus_tokens": 12000,
+                "per_device_train_batch_size": BATCH,
+                "max_steps": STEPS,
+                "logging_steps": 2,
+                "eval_steps": 3,
+                "save_steps": 3,
+                "debug_batch_log": STEPS,
+                "output_dir": str(out),
+                "seed": 11,
+            }
+        )
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root / "src"), env.get("PYTHONPATH")]))
     env["OMP_NUM_THREADS"] = "1"
     result = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-         "--main_process_port", str(_free_port()),
-         str(repo_root / "scripts" / "pretrain.py"), "--config", str(recipe)],
-        capture_output=True, text=True, env=env, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_free_port()),
+            str(repo_root / "scripts" / "pretrain.py"),
+            "--config",
+            str(recipe),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 

@@ -48,15 +48,26 @@ def _batches(out, rank: int) -> list[Counter]:
 
 MODELS = {
     "decoder": {
-        "family": "decoder", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "intermediate_size": 64, "max_position_embeddings": 64,
-        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+        "family": "decoder",
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
     },
     # the LSTM's layers run as one multi-layer kernel call (torch.lstm with the layers' weights): DDP must still
     # see and average every layer's gradients
     "recurrent": {
-        "family": "recurrent", "cell_type": "lstm", "embedding_size": 24, "hidden_size": 32, "num_hidden_layers": 2,
-        "embedding_dropout_prob": 0.0, "hidden_dropout_prob": 0.0, "output_dropout_prob": 0.0,
+        "family": "recurrent",
+        "cell_type": "lstm",
+        "embedding_size": 24,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "embedding_dropout_prob": 0.0,
+        "hidden_dropout_prob": 0.0,
+        "output_dropout_prob": 0.0,
     },
 }
 
@@ -66,23 +77,54 @@ def test_two_processes_equal_one_process_at_the_same_global_batch(tokenizer, tmp
     model_yaml = tmp_path / f"{family}.yaml"
     model_yaml.write_text(yaml.safe_dump(MODELS[family]))
     recipe = {
-        "model_config": str(model_yaml), "tokenizer_path": tokenizer.saved_folder, "datasets": ["tinyshakespeare"],
-        "max_seq_length": LENGTH, "max_corpus_tokens": 12000, "max_steps": STEPS, "logging_steps": 1,
-        "eval_steps": None, "save_steps": None, "max_eval_batches": 4, "per_device_eval_batch_size": 8,
-        "learning_rate": 3e-3, "warmup_ratio": 0.2, "debug_batch_log": STEPS, "seed": 21,
+        "model_config": str(model_yaml),
+        "tokenizer_path": tokenizer.saved_folder,
+        "datasets": ["tinyshakespeare"],
+        "max_seq_length": LENGTH,
+        "max_corpus_tokens": 12000,
+        "max_steps": STEPS,
+        "logging_steps": 1,
+        "eval_steps": None,
+        "save_steps": None,
+        "max_eval_batches": 4,
+        "per_device_eval_batch_size": 8,
+        "learning_rate": 3e-3,
+        "warmup_ratio": 0.2,
+        "debug_batch_log": STEPS,
+        "seed": 21,
     }
     two = tmp_path / "two"
     config = tmp_path / "recipe.yaml"
-    config.write_text(yaml.safe_dump({**recipe, "per_device_train_batch_size": GLOBAL_BATCH // 2,
-                                      "output_dir": str(two)}))
+    config.write_text(
+        yaml.safe_dump({**recipe, "per_device_train_batch_size": GLOBAL_BATCH // 2, "output_dir": str(two)})
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root / "src"), env.get("PYTHONPATH")]))
     env["OMP_NUM_THREADS"] = "1"
     launched = subprocess.Popen(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-         "--main_process_port", str(_free_port()), str(repo_root / "scripts" / "pretrain.py"), "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_free_port()),
+            str(repo_root / "scripts" / "pretrain.py"),
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     one = tmp_path / "one"  # meanwhile, the single process runs here
     single = run_pretraining({**recipe, "per_device_train_batch_size": GLOBAL_BATCH, "output_dir": str(one)})
@@ -107,8 +149,10 @@ def test_two_processes_equal_one_process_at_the_same_global_batch(tokenizer, tmp
     for name in expected:
         torch.testing.assert_close(actual[name], expected[name], atol=ATOL, rtol=RTOL, msg=name)
 
-    losses = [[r["loss"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
-              for out in (one, two)]
+    losses = [
+        [r["loss"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
+        for out in (one, two)
+    ]
     assert len(losses[0]) == len(losses[1]) == STEPS
     assert losses[1] == pytest.approx(losses[0], rel=LOSS_RTOL)
     assert double["eval_loss"] == pytest.approx(single["eval_loss"], rel=LOSS_RTOL)

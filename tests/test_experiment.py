@@ -117,12 +117,26 @@ def test_kept_classifier_is_the_dev_selected_rate_and_its_best_dev_seed():
     from seqlab.experiment.keep import selected_records
 
     def record(lr, seed, dev, val):
-        return {"run_id": f"t/lstm/scratch/n10/seed{seed}/lr{lr}", "task": "t", "family": "lstm", "init": "scratch",
-                "num_train_examples": 10, "requested_examples": 10, "seed": seed, "learning_rate": lr,
-                "metrics": {"accuracy": val}, "dev_metrics": {"accuracy": dev}}
+        return {
+            "run_id": f"t/lstm/scratch/n10/seed{seed}/lr{lr}",
+            "task": "t",
+            "family": "lstm",
+            "init": "scratch",
+            "num_train_examples": 10,
+            "requested_examples": 10,
+            "seed": seed,
+            "learning_rate": lr,
+            "metrics": {"accuracy": val},
+            "dev_metrics": {"accuracy": dev},
+        }
 
-    records = [record(1e-3, 0, 0.70, 0.9), record(1e-3, 1, 0.70, 0.9),  # lr 1e-3: best single dev run...
-               record(1e-2, 0, 0.65, 0.5), record(1e-2, 1, 0.66, 0.5), record(1e-2, 2, 0.66, 0.5)]
+    records = [
+        record(1e-3, 0, 0.70, 0.9),
+        record(1e-3, 1, 0.70, 0.9),  # lr 1e-3: best single dev run...
+        record(1e-2, 0, 0.65, 0.5),
+        record(1e-2, 1, 0.66, 0.5),
+        record(1e-2, 2, 0.66, 0.5),
+    ]
     records[1]["dev_metrics"]["accuracy"] = 0.50  # ...but the worse mean dev score (0.60 < 0.657)
     [chosen] = selected_records(records)
     assert (chosen["learning_rate"], chosen["seed"]) == (1e-2, 1)  # validation never decides; ties: lowest seed
@@ -154,29 +168,50 @@ def test_optional_arms_fine_tune_the_pretrained_model_with_their_strategy(tmp_pa
     from seqlab.experiment.grid import FinetuneRun
 
     arms = ("pretrained", "scratch", "ulmfit", "probe")
-    config = load_experiment(write_config(tmp_path, inits=list(arms), finetuning={**MICRO["finetuning"], "strategy": "full"}))
+    config = load_experiment(
+        write_config(tmp_path, inits=list(arms), finetuning={**MICRO["finetuning"], "strategy": "full"})
+    )
     assert load_experiment(write_config(tmp_path)).inits == ["pretrained", "scratch"]  # the arms are opt-in
     assert {run.init for run in config.runs()} == set(arms)
     by_init = {
-        init: runner._finetune_recipe(config, FinetuneRun("sst2_sentence", "lstm", init, 40, 0, 1e-3),
-                                      tmp_path / "pretrained-lstm", tmp_path / "tok", tmp_path / init)
+        init: runner._finetune_recipe(
+            config,
+            FinetuneRun("sst2_sentence", "lstm", init, 40, 0, 1e-3),
+            tmp_path / "pretrained-lstm",
+            tmp_path / "tok",
+            tmp_path / init,
+        )
         for init in arms
     }
-    assert {by_init[i]["model_name_or_path"] for i in ("pretrained", "ulmfit", "probe")} == {str(tmp_path / "pretrained-lstm")}
+    assert {by_init[i]["model_name_or_path"] for i in ("pretrained", "ulmfit", "probe")} == {
+        str(tmp_path / "pretrained-lstm")
+    }
     assert by_init["scratch"]["model_name_or_path"] == "scratch"
     assert [by_init[i]["strategy"] for i in arms] == ["full", "full", "ulmfit", "freeze_body"]
     # the same budget and the same dev carve for every arm
-    assert len({(r["max_steps"], r["learning_rate"], r["num_train_examples"], r["dev_examples"], r["dev_seed"])
-                for r in by_init.values()}) == 1
+    assert (
+        len(
+            {
+                (r["max_steps"], r["learning_rate"], r["num_train_examples"], r["dev_examples"], r["dev_seed"])
+                for r in by_init.values()
+            }
+        )
+        == 1
+    )
 
 
 def test_fixed_step_budget_and_per_arm_learning_rates(tmp_path):
     from seqlab.experiment import runner
 
-    config = load_experiment(write_config(
-        tmp_path, finetune_steps=77, label_budgets=[40, "all"], seeds={40: [0, 1, 2], "all": [5]},
-        learning_rates={"lstm": {"pretrained": [1e-4, 3e-4], "scratch": [1e-3, 3e-3]}, "decoder": [5e-4, 1e-3]},
-    ))
+    config = load_experiment(
+        write_config(
+            tmp_path,
+            finetune_steps=77,
+            label_budgets=[40, "all"],
+            seeds={40: [0, 1, 2], "all": [5]},
+            learning_rates={"lstm": {"pretrained": [1e-4, 3e-4], "scratch": [1e-3, 3e-3]}, "decoder": [5e-4, 1e-3]},
+        )
+    )
     lrs = {(r.family, r.init): set() for r in config.runs()}
     for run in config.runs():
         lrs[(run.family, run.init)].add(run.learning_rate)
@@ -203,8 +238,15 @@ def test_same_label_subset_for_every_arm(tmp_path, in_repo):
         ({"learning_rates": {"lstm": [1e-3, 3e-3], "decoder": [1e-3]}}, "same size"),
         ({"learning_rates": {"lstm": {"pretrained": [1e-3], "scratch": [1e-3, 3e-3]}, "decoder": [1e-3]}}, "same size"),
         ({"learning_rates": {"lstm": {"pretrained": [1e-3]}, "decoder": [1e-3]}}, r"missing \['scratch'\]"),
-        ({"learning_rates": {"lstm": {"pretrained": [1e-3], "scratch": [1e-3], "ulmfit": [1e-3]}, "decoder": [1e-3]}},
-         r"unknown arm\(s\) \['ulmfit'\]"),
+        (
+            {
+                "learning_rates": {
+                    "lstm": {"pretrained": [1e-3], "scratch": [1e-3], "ulmfit": [1e-3]},
+                    "decoder": [1e-3],
+                }
+            },
+            r"unknown arm\(s\) \['ulmfit'\]",
+        ),
         ({"inits": ["pretrained", "random"]}, r"inits.*'pretrained', 'scratch', 'ulmfit', 'probe'"),
         ({"finetune_steps": 0}, "finetune_steps"),
         ({"seeds": {40: [0], 100: [1]}}, r"not a budget: \['100'\]"),

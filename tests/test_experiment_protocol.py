@@ -54,9 +54,18 @@ def test_finetuning_scores_the_dev_set_and_never_trains_on_it(tmp_path, repo_roo
         return real_subset(dataset, n, seed=seed)
 
     monkeypatch.setattr(seqlab.data, "stratified_subset", spy)
-    common = dict(dataset="sst2_sentence", model_name_or_path="scratch", model_config="configs/models/decoder-tiny.yaml",
-                  tokenizer_path=tokenizer.saved_folder, num_train_examples=20, max_steps=2, max_length=32,
-                  save_model=False, dev_examples=300, dev_seed=3)
+    common = dict(
+        dataset="sst2_sentence",
+        model_name_or_path="scratch",
+        model_config="configs/models/decoder-tiny.yaml",
+        tokenizer_path=tokenizer.saved_folder,
+        num_train_examples=20,
+        max_steps=2,
+        max_length=32,
+        save_model=False,
+        dev_examples=300,
+        dev_seed=3,
+    )
     metrics = run_finetuning({"config": "configs/finetune/sst2-tiny.yaml"}, output_dir=str(tmp_path / "a"), **common)
     assert metrics["dev_examples"] == 300 and 0.0 <= metrics["dev_accuracy"] <= 1.0 and "dev_loss" in metrics
     assert metrics["eval_examples"] == 872  # the validation split is still what eval_* scores
@@ -65,13 +74,23 @@ def test_finetuning_scores_the_dev_set_and_never_trains_on_it(tmp_path, repo_roo
     _, dev = carve_dev_split(load_text_dataset("sst2_sentence", "train"), 300, seed=3)
     assert seen["pool"].isdisjoint(dev["text"])
     with pytest.raises(SeqlabUsageError, match="left after the dev carve"):
-        run_finetuning({"config": "configs/finetune/sst2-tiny.yaml"}, output_dir=str(tmp_path / "b"),
-                       **{**common, "num_train_examples": 6900})
+        run_finetuning(
+            {"config": "configs/finetune/sst2-tiny.yaml"},
+            output_dir=str(tmp_path / "b"),
+            **{**common, "num_train_examples": 6900},
+        )
 
 
 def _record(family, init, n, seed, lr, val, dev=None):
-    record = {"task": "sst2_sentence", "family": family, "init": init, "num_train_examples": n, "seed": seed,
-              "learning_rate": lr, "metrics": {"accuracy": val}}
+    record = {
+        "task": "sst2_sentence",
+        "family": family,
+        "init": init,
+        "num_train_examples": n,
+        "seed": seed,
+        "learning_rate": lr,
+        "metrics": {"accuracy": val},
+    }
     if dev is not None:
         record["dev_metrics"] = {"accuracy": dev}
     return record
@@ -114,8 +133,9 @@ def test_difference_of_gaps_on_hand_checked_numbers():
 def test_labels_to_reach_interpolates_in_log_labels():
     # 0.6 at 100, 0.8 at 1000: 0.7 lies half-way in log(labels), at sqrt(100 * 1000)
     assert labels_to_reach([100, 1000], [0.6, 0.8], 0.7) == pytest.approx(math.sqrt(1e5))
-    assert labels_to_reach([1000, 100, 300], [0.8, 0.6, 0.6], 0.7) == pytest.approx(math.exp(
-        math.log(300) + 0.5 * (math.log(1000) - math.log(300))))  # unsorted input; the first crossing counts
+    assert labels_to_reach([1000, 100, 300], [0.8, 0.6, 0.6], 0.7) == pytest.approx(
+        math.exp(math.log(300) + 0.5 * (math.log(1000) - math.log(300)))
+    )  # unsorted input; the first crossing counts
     assert labels_to_reach([100, 1000], [0.72, 0.8], 0.7) == 100  # already there at the smallest budget
     assert math.isinf(labels_to_reach([100, 1000], [0.6, 0.65], 0.7))  # never within the budgets
 
@@ -151,8 +171,11 @@ def test_gaps_are_paired_by_seed_when_the_arms_share_label_subsets():
 
     # seed 1's subset is hard for every arm: unpaired the gap drowns in that spread, paired it does not
     pre, scratch = (0.70, 0.60, 0.72), (0.66, 0.555, 0.685)
-    records = [_record("lstm", init, 100, s, 1e-3, acc, dev=0.5)
-               for init, accs in (("pretrained", pre), ("scratch", scratch)) for s, acc in enumerate(accs)]
+    records = [
+        _record("lstm", init, 100, s, 1e-3, acc, dev=0.5)
+        for init, accs in (("pretrained", pre), ("scratch", scratch))
+        for s, acc in enumerate(accs)
+    ]
     (row,) = summary_rows(records)
     differences = [p - s for p, s in zip(pre, scratch)]
     mean = sum(differences) / 3
@@ -167,8 +190,11 @@ def test_gaps_are_paired_by_seed_when_the_arms_share_label_subsets():
     (unpaired,) = summary_rows([r for r in records if not (r["init"] == "scratch" and r["seed"] == 2)])
     assert not unpaired["gap_paired"]
     # the difference of two families' gaps is paired too: seed by seed
-    decoder = [_record("decoder", init, 100, s, 1e-3, acc, dev=0.5)
-               for init, accs in (("pretrained", (0.61, 0.52, 0.63)), ("scratch", scratch)) for s, acc in enumerate(accs)]
+    decoder = [
+        _record("decoder", init, 100, s, 1e-3, acc, dev=0.5)
+        for init, accs in (("pretrained", (0.61, 0.52, 0.63)), ("scratch", scratch))
+        for s, acc in enumerate(accs)
+    ]
     (d,) = gap_differences(summary_rows(records + decoder), records + decoder)
     per_seed = [(p - s) - (q - s) for p, q, s in zip((0.61, 0.52, 0.63), pre, scratch)]
     assert d["first"] == "decoder" and d["paired"] and d["difference"] == pytest.approx(sum(per_seed) / 3)
@@ -177,7 +203,11 @@ def test_gaps_are_paired_by_seed_when_the_arms_share_label_subsets():
 def test_label_efficiency_says_when_scratch_matches_already_at_the_smallest_budget(tmp_path):
     records = [
         *[_record("decoder", "pretrained", 100, s, 1e-3, 0.55, dev=0.5) for s in (0, 1)],
-        *[_record("decoder", "scratch", n, s, 1e-3, acc, dev=0.5) for n, acc in ((100, 0.57), (1000, 0.65)) for s in (0, 1)],
+        *[
+            _record("decoder", "scratch", n, s, 1e-3, acc, dev=0.5)
+            for n, acc in ((100, 0.57), (1000, 0.65))
+            for s in (0, 1)
+        ],
     ]
     (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     write_report(tmp_path)

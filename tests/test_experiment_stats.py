@@ -71,7 +71,11 @@ def test_best_learning_rate_is_chosen_per_arm_on_mean_score(tmp_path):
 def test_optional_ulmfit_arm_gets_its_columns_gap_and_findings(tmp_path):
     records = [
         _record("lstm", init, 100, seed, 1e-3, acc)
-        for init, accs in (("scratch", (0.60, 0.61, 0.62)), ("pretrained", (0.70, 0.71, 0.72)), ("ulmfit", (0.80, 0.81, 0.82)))
+        for init, accs in (
+            ("scratch", (0.60, 0.61, 0.62)),
+            ("pretrained", (0.70, 0.71, 0.72)),
+            ("ulmfit", (0.80, 0.81, 0.82)),
+        )
         for seed, acc in enumerate(accs)
     ]
     (row,) = summary_rows(records)
@@ -81,8 +85,10 @@ def test_optional_ulmfit_arm_gets_its_columns_gap_and_findings(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "| pretrained | scratch | gap (pre − scratch) | ULMFiT | gap (ULMFiT − scratch) |" in report
     assert "| 0.810 ± 0.010" in report and "+0.200 [±" in report
-    assert "lstm on sst2_sentence with 100 labels (ULMFiT arm): 0.810 vs 0.610, gap +0.200; pretraining with " \
+    assert (
+        "lstm on sst2_sentence with 100 labels (ULMFiT arm): 0.810 vs 0.610, gap +0.200; pretraining with "
         "ULMFiT fine-tuning helps" in report
+    )
     # without the arm, the table keeps its two-arm shape
     write_report_rows = summary_rows([r for r in records if r["init"] != "ulmfit"])
     assert "ulmfit_gap" not in write_report_rows[0]

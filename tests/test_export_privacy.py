@@ -12,15 +12,15 @@ import torch
 import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
+from remote_code import load_without_seqlab
+from test_hf_integration import encode, first_output
+from test_hub import fake_run
 from transformers import AutoTokenizer
 
-from remote_code import load_without_seqlab
 from seqlab.errors import SeqlabUsageError
 from seqlab.hub import export_for_hub
 from seqlab.hub.card import DataNames
 from seqlab.hub.export import _refuse_local_paths, config_keys
-from test_hf_integration import encode, first_output
-from test_hub import fake_run
 
 SECRET_PATH = "/home/alice/private/customer_emails.tsv"
 TOKEN = "hf_abcPLANTEDsecret0123456789"
@@ -143,7 +143,9 @@ def test_a_local_path_left_anywhere_refuses_the_export(tmp_path, tokenizer):
     config["label2id"] = {"negative": 0, SECRET_PATH: 1}
     (run / "config.json").write_text(json.dumps(config))
     # the card lists the labels too, and README.md is checked first
-    with pytest.raises(SeqlabUsageError, match=f"export refused: README.md would publish the local path '{SECRET_PATH}'"):
+    with pytest.raises(
+        SeqlabUsageError, match=f"export refused: README.md would publish the local path '{SECRET_PATH}'"
+    ):
         export_for_hub(run, export, "a/b")
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no export, no staging folder left behind
 

@@ -17,8 +17,14 @@ import seqlab  # noqa: F401  (registers the Auto classes)
 from seqlab.errors import SeqlabUsageError
 from seqlab.training import run_finetuning, run_pretraining
 
-DECODER = {"family": "decoder", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-           "intermediate_size": 64, "max_position_embeddings": 64}
+DECODER = {
+    "family": "decoder",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +33,21 @@ def pretrained(tokenizer, tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("pretrained")
     model_yaml = folder / "decoder.yaml"
     model_yaml.write_text(yaml.safe_dump(DECODER))
-    run_pretraining({
-        "model_config": str(model_yaml), "tokenizer_path": tokenizer.saved_folder, "datasets": ["tinyshakespeare"],
-        "max_seq_length": 32, "max_corpus_tokens": 8000, "per_device_train_batch_size": 4, "max_steps": 4,
-        "eval_steps": None, "save_steps": None, "output_dir": str(folder / "lm"), "seed": 3,
-    })
+    run_pretraining(
+        {
+            "model_config": str(model_yaml),
+            "tokenizer_path": tokenizer.saved_folder,
+            "datasets": ["tinyshakespeare"],
+            "max_seq_length": 32,
+            "max_corpus_tokens": 8000,
+            "per_device_train_batch_size": 4,
+            "max_steps": 4,
+            "eval_steps": None,
+            "save_steps": None,
+            "output_dir": str(folder / "lm"),
+            "seed": 3,
+        }
+    )
     return {"folder": folder / "lm", "model_yaml": str(model_yaml)}
 
 
@@ -98,13 +114,19 @@ def test_finetune_from_pretrained_keeps_the_body(pretrained, tokenizer, tmp_path
 
 def test_finetune_from_scratch_uses_the_same_config_with_fresh_weights(pretrained, tokenizer, tmp_path):
     out = tmp_path / "scratch"
-    metrics = run_finetuning(finetune_recipe("scratch", out, model_config=str(pretrained["folder"]),
-                                             tokenizer_path=tokenizer.saved_folder, eval_steps=3))
+    metrics = run_finetuning(
+        finetune_recipe(
+            "scratch", out, model_config=str(pretrained["folder"]), tokenizer_path=tokenizer.saved_folder, eval_steps=3
+        )
+    )
     assert metrics["pretrained"] is False and metrics["loaded_body_tensors"] == 0
     lm_config = json.loads((pretrained["folder"] / "config.json").read_text())
     config = json.loads((out / "config.json").read_text())
     assert all(config[k] == lm_config[k] for k in ("hidden_size", "num_hidden_layers", "vocab_size"))
-    lm_body, body = _body(load_file(str(pretrained["folder"] / "model.safetensors"))), _body(load_file(str(out / "model.safetensors")))
+    lm_body, body = (
+        _body(load_file(str(pretrained["folder"] / "model.safetensors"))),
+        _body(load_file(str(out / "model.safetensors"))),
+    )
     assert not torch.equal(lm_body["model.embed_tokens.weight"], body["model.embed_tokens.weight"])
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "eval_accuracy" in r] == [3, 6]
@@ -122,8 +144,9 @@ def test_ulmfit_unfreezes_layer_groups_from_the_top(pretrained, tmp_path):
     # 4 layer groups (embeddings, block 0, block 1, top); one more group trains every 2 steps:
     # steps 0-1 the top, 2-3 + block 1, 4-5 + block 0; the embeddings never within 6 steps.
     out = tmp_path / "ulmfit"
-    run_finetuning(finetune_recipe(str(pretrained["folder"]), out, strategy="ulmfit", ulmfit_unfreeze_steps=2,
-                                   logging_steps=1))
+    run_finetuning(
+        finetune_recipe(str(pretrained["folder"]), out, strategy="ulmfit", ulmfit_unfreeze_steps=2, logging_steps=1)
+    )
     lm, tuned = load_file(str(pretrained["folder"] / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert torch.equal(lm["model.embed_tokens.weight"], tuned["model.embed_tokens.weight"])
     for block in (0, 1):
@@ -149,31 +172,41 @@ def _refused(recipe: dict, match: str) -> None:
 def test_eval_file_without_label_column_names_the_columns(pretrained, tmp_path):
     path = tmp_path / "unlabelled.tsv"
     path.write_text("sentence\tscore\nfine film\t0.9\n")
-    _refused(finetune_recipe(str(pretrained["folder"]), tmp_path / "out", eval_files=[str(path)]),
-             r"no label column; columns seen: sentence, score")
+    _refused(
+        finetune_recipe(str(pretrained["folder"]), tmp_path / "out", eval_files=[str(path)]),
+        r"no label column; columns seen: sentence, score",
+    )
 
 
 def test_eval_file_without_text_column_names_the_columns(pretrained, tmp_path):
     path = tmp_path / "no_text.csv"
     path.write_text("body,label\nfine film,1\n")
-    _refused(finetune_recipe(str(pretrained["folder"]), tmp_path / "out", eval_files=[str(path)]),
-             r"no text column; columns seen: body, label")
+    _refused(
+        finetune_recipe(str(pretrained["folder"]), tmp_path / "out", eval_files=[str(path)]),
+        r"no text column; columns seen: body, label",
+    )
 
 
 def test_missing_eval_file_and_data_key_are_refused(pretrained, tmp_path):
-    _refused(finetune_recipe(str(pretrained["folder"]), tmp_path / "out", eval_files=[str(tmp_path / "gone.tsv")]),
-             "neither a data key")
+    _refused(
+        finetune_recipe(str(pretrained["folder"]), tmp_path / "out", eval_files=[str(tmp_path / "gone.tsv")]),
+        "neither a data key",
+    )
     _refused(finetune_recipe(str(pretrained["folder"]), tmp_path / "out", dataset="sst3"), "unknown dataset 'sst3'")
 
 
 def test_labels_outside_num_labels_are_refused(pretrained, tmp_path):
-    _refused(finetune_recipe(str(pretrained["folder"]), tmp_path / "out", dataset="sst5", num_labels=2),
-             r"label \d, outside 0..1 for num_labels=2")
+    _refused(
+        finetune_recipe(str(pretrained["folder"]), tmp_path / "out", dataset="sst5", num_labels=2),
+        r"label \d, outside 0..1 for num_labels=2",
+    )
 
 
 def test_too_many_training_examples_are_refused(pretrained, tmp_path):
-    _refused(finetune_recipe(str(pretrained["folder"]), tmp_path / "out", num_train_examples=100000),
-             "num_examples=100000 is more than the 6920 examples")
+    _refused(
+        finetune_recipe(str(pretrained["folder"]), tmp_path / "out", num_train_examples=100000),
+        "num_examples=100000 is more than the 6920 examples",
+    )
 
 
 def test_tokenizer_model_vocabulary_mismatch_is_refused(pretrained, tmp_path, data_dir):
@@ -182,8 +215,10 @@ def test_tokenizer_model_vocabulary_mismatch_is_refused(pretrained, tmp_path, da
     lines = (data_dir / "tinyshakespeare" / "input.txt").read_text().splitlines()[:3000]
     bigger = train_tokenizer(lines, vocab_size=600)
     bigger.save_pretrained(tmp_path / "tok600")
-    _refused(finetune_recipe(str(pretrained["folder"]), tmp_path / "out", tokenizer_path=str(tmp_path / "tok600")),
-             r"tokenizer has \d+ tokens but the model config has vocab_size=512")
+    _refused(
+        finetune_recipe(str(pretrained["folder"]), tmp_path / "out", tokenizer_path=str(tmp_path / "tok600")),
+        r"tokenizer has \d+ tokens but the model config has vocab_size=512",
+    )
 
 
 def test_scratch_needs_a_model_config(tmp_path):
@@ -191,8 +226,10 @@ def test_scratch_needs_a_model_config(tmp_path):
 
 
 def test_max_length_above_position_table_is_refused(pretrained, tmp_path):
-    _refused(finetune_recipe(str(pretrained["folder"]), tmp_path / "out", max_length=100),
-             "max_length=100 is above the model's max_position_embeddings=64")
+    _refused(
+        finetune_recipe(str(pretrained["folder"]), tmp_path / "out", max_length=100),
+        "max_length=100 is above the model's max_position_embeddings=64",
+    )
 
 
 def test_cli_finetune_reports_bad_labels_without_traceback(pretrained, tmp_path, repo_root):
@@ -200,11 +237,28 @@ def test_cli_finetune_reports_bad_labels_without_traceback(pretrained, tmp_path,
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root / "src"), env.get("PYTHONPATH")]))
     result = subprocess.run(
-        [sys.executable, str(repo_root / "scripts" / "finetune.py"), "--config",
-         str(repo_root / "configs" / "finetune" / "sst2-tiny.yaml"), "--model_name_or_path", str(pretrained["folder"]),
-         "--dataset", "sst5", "--num_labels", "3", "--num_train_examples", "10", "--seed", "1",
-         "--output_dir", str(out)],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            str(repo_root / "scripts" / "finetune.py"),
+            "--config",
+            str(repo_root / "configs" / "finetune" / "sst2-tiny.yaml"),
+            "--model_name_or_path",
+            str(pretrained["folder"]),
+            "--dataset",
+            "sst5",
+            "--num_labels",
+            "3",
+            "--num_train_examples",
+            "10",
+            "--seed",
+            "1",
+            "--output_dir",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 1, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from remote_code import load_without_seqlab
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -16,7 +17,6 @@ from transformers import (
 
 import seqlab
 from seqlab.tokenizer import token_config_kwargs
-from remote_code import load_without_seqlab
 
 TINY = {
     "recurrent": dict(cell_type="lstm", embedding_size=24, hidden_size=32, num_hidden_layers=2),
@@ -68,7 +68,7 @@ def first_output(outputs):
 
 
 def test_import_registers_every_family():
-    for family, (config_class, heads) in seqlab.models.FAMILIES.items():
+    for config_class, heads in seqlab.models.FAMILIES.values():
         config = AutoConfig.for_model(config_class.model_type)
         assert isinstance(config, config_class)
         for auto_name, model_class in heads.items():
@@ -117,7 +117,8 @@ def test_remote_code_loads_without_seqlab_in_a_fresh_process(tmp_path, tokenizer
 
 
 @pytest.mark.parametrize(
-    "family, lm_head", [("recurrent", "AutoModelForCausalLM"), ("decoder", "AutoModelForCausalLM"), ("encoder", "AutoModelForMaskedLM")]
+    "family, lm_head",
+    [("recurrent", "AutoModelForCausalLM"), ("decoder", "AutoModelForCausalLM"), ("encoder", "AutoModelForMaskedLM")],
 )
 def test_saved_language_model_loads_as_any_head_without_seqlab(tmp_path, tokenizer, family, lm_head):
     """A published LM is a starting point for fine-tuning: its auto_map lists every head of the family."""
@@ -199,9 +200,14 @@ def test_tokenizer_loads_with_auto_tokenizer(tokenizer):
     assert loaded(text)["input_ids"] == tokenizer(text)["input_ids"]
 
 
-@pytest.mark.parametrize("family,auto_name", [
-    ("recurrent", "AutoModelForCausalLM"), ("decoder", "AutoModelForCausalLM"), ("encoder", "AutoModelForMaskedLM"),
-])
+@pytest.mark.parametrize(
+    "family,auto_name",
+    [
+        ("recurrent", "AutoModelForCausalLM"),
+        ("decoder", "AutoModelForCausalLM"),
+        ("encoder", "AutoModelForMaskedLM"),
+    ],
+)
 def test_packed_batches_without_a_mask_train_exactly_like_an_all_ones_mask(tokenizer, family, auto_name):
     # the language-modelling collators leave out the all-ones mask of packed blocks (the fast path);
     # the loss and every gradient must be the same as with the mask

@@ -74,8 +74,9 @@ def sst2(data_dir, tokenizer):
     raw = load_dataset("csv", data_files=files, delimiter="\t")
     raw["train"] = raw["train"].select(range(NUM_TRAIN))
     raw["validation"] = raw["validation"].select(range(NUM_EVAL))
-    return raw.map(lambda batch: tokenizer(batch["sentence"], truncation=True), batched=True,
-                   remove_columns=["sentence"])
+    return raw.map(
+        lambda batch: tokenizer(batch["sentence"], truncation=True), batched=True, remove_columns=["sentence"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +86,25 @@ def text_blocks(data_dir, tokenizer):
 
     lines = [line for line in (data_dir / "tinyshakespeare" / "input.txt").read_text().splitlines() if line][:600]
     ids = [token for line in tokenizer(lines)["input_ids"] for token in line]
-    blocks = [ids[start:start + 32] for start in range(0, len(ids) - 32 + 1, 32)][:NUM_TRAIN + NUM_EVAL]
+    blocks = [ids[start : start + 32] for start in range(0, len(ids) - 32 + 1, 32)][: NUM_TRAIN + NUM_EVAL]
     data = Dataset.from_dict({"input_ids": blocks})
     return {"train": data.select(range(NUM_TRAIN)), "validation": data.select(range(NUM_TRAIN, len(blocks)))}
 
 
 def args(output_dir, **overrides):
-    settings = dict(output_dir=str(output_dir), per_device_train_batch_size=8, per_device_eval_batch_size=NUM_EVAL,
-                    learning_rate=3e-3, max_steps=6, logging_steps=2, save_strategy="no", report_to="none",
-                    use_cpu=True, seed=0, disable_tqdm=True)
+    settings = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=NUM_EVAL,
+        learning_rate=3e-3,
+        max_steps=6,
+        logging_steps=2,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
     return TrainingArguments(**{**settings, **overrides})
 
 
@@ -131,8 +142,9 @@ def masked_lm_metrics(eval_pred):
 def causal_lm_metrics(eval_pred):
     """run_clm.py's compute_metrics: position t predicts token t+1."""
     predictions, labels = eval_pred
-    return load_metric("accuracy").compute(predictions=predictions[:, :-1].reshape(-1),
-                                           references=labels[:, 1:].reshape(-1))
+    return load_metric("accuracy").compute(
+        predictions=predictions[:, :-1].reshape(-1), references=labels[:, 1:].reshape(-1)
+    )
 
 
 def assert_same_parameters(model, expected):
@@ -152,10 +164,15 @@ def test_trainer_fine_tunes_evaluates_predicts_saves_reloads_and_resumes_a_class
         return AutoModelForSequenceClassification.from_pretrained(language_models[family], num_labels=2, **LABELS)
 
     def trainer_for(model):
-        return Trainer(model=model, args=args(tmp_path / "run", save_strategy="steps", save_steps=3),
-                       train_dataset=sst2["train"], eval_dataset=sst2["validation"],
-                       data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer,
-                       compute_metrics=accuracy_metrics)
+        return Trainer(
+            model=model,
+            args=args(tmp_path / "run", save_strategy="steps", save_steps=3),
+            train_dataset=sst2["train"],
+            eval_dataset=sst2["validation"],
+            data_collator=DataCollatorWithPadding(tokenizer),
+            processing_class=tokenizer,
+            compute_metrics=accuracy_metrics,
+        )
 
     trainer = trainer_for(classifier())
     trainer.train()
@@ -185,10 +202,15 @@ def test_trainer_fine_tunes_evaluates_predicts_saves_reloads_and_resumes_a_class
 
 def test_trainer_masked_lm_with_run_mlm_compute_metrics(tokenizer, text_blocks, repo_root, tmp_path):
     model = new_model("encoder", "AutoModelForMaskedLM", tokenizer, repo_root)
-    trainer = Trainer(model=model, args=args(tmp_path, eval_strategy="steps", eval_steps=3),
-                      train_dataset=text_blocks["train"], eval_dataset=text_blocks["validation"],
-                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15),
-                      compute_metrics=masked_lm_metrics, preprocess_logits_for_metrics=preprocess_logits_for_metrics)
+    trainer = Trainer(
+        model=model,
+        args=args(tmp_path, eval_strategy="steps", eval_steps=3),
+        train_dataset=text_blocks["train"],
+        eval_dataset=text_blocks["validation"],
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15),
+        compute_metrics=masked_lm_metrics,
+        preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+    )
     trainer.train()  # evaluates at steps 3 and 6 through the metrics above
     predicted = trainer.predict(text_blocks["validation"])
     predictions, labels = predicted.predictions, predicted.label_ids
@@ -203,10 +225,15 @@ def test_trainer_masked_lm_with_run_mlm_compute_metrics(tokenizer, text_blocks, 
 @pytest.mark.parametrize("family", ["recurrent", "decoder"])
 def test_trainer_causal_lm_with_run_clm_compute_metrics(family, tokenizer, text_blocks, repo_root, tmp_path):
     model = new_model(family, "AutoModelForCausalLM", tokenizer, repo_root)
-    trainer = Trainer(model=model, args=args(tmp_path, eval_strategy="steps", eval_steps=3),
-                      train_dataset=text_blocks["train"], eval_dataset=text_blocks["validation"],
-                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-                      compute_metrics=causal_lm_metrics, preprocess_logits_for_metrics=preprocess_logits_for_metrics)
+    trainer = Trainer(
+        model=model,
+        args=args(tmp_path, eval_strategy="steps", eval_steps=3),
+        train_dataset=text_blocks["train"],
+        eval_dataset=text_blocks["validation"],
+        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+        compute_metrics=causal_lm_metrics,
+        preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+    )
     trainer.train()
     metrics = trainer.evaluate()
     # the eval set is one batch: eval_loss is the model's own loss on it, perplexity = exp(eval_loss)
@@ -227,8 +254,13 @@ def lora_config(family, num_layers):
     modules_to_save = None  # SEQ_CLS default: the modules named `classifier` (or `score`): the whole new head
     if family == "recurrent":  # LoRA cannot wrap nn.LSTM: train the top recurrent layer in full instead
         modules_to_save = ["classifier", f"layers.{num_layers - 1}"]
-    return LoraConfig(task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=LORA_TARGETS[family],
-                      modules_to_save=modules_to_save)
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=4,
+        lora_alpha=8,
+        target_modules=LORA_TARGETS[family],
+        modules_to_save=modules_to_save,
+    )
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -292,13 +324,16 @@ def loss_and_gradients(model, batch):
 
 
 CHECKPOINTED = [("recurrent", {"cell_type": cell}) for cell in ("rnn", "lstm", "gru")] + [
-    ("decoder", {}), ("encoder", {})
+    ("decoder", {}),
+    ("encoder", {}),
 ]
 
 
 @pytest.mark.parametrize("use_reentrant", [False, True], ids=["non-reentrant", "reentrant"])
 @pytest.mark.parametrize("padded", [False, True], ids=["packed", "padded"])
-@pytest.mark.parametrize("family, overrides", CHECKPOINTED, ids=lambda v: v if isinstance(v, str) else v.get("cell_type", ""))
+@pytest.mark.parametrize(
+    "family, overrides", CHECKPOINTED, ids=lambda v: v if isinstance(v, str) else v.get("cell_type", "")
+)
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(
     family, overrides, padded, use_reentrant, tokenizer, repo_root
 ):
@@ -336,9 +371,12 @@ def test_trainer_gradient_checkpointing_trains_the_recurrent_classifier_like_wit
     for checkpointing in (False, True):
         torch.manual_seed(0)  # the same new head in both runs
         model = AutoModelForSequenceClassification.from_pretrained(language_models["recurrent"], num_labels=2)
-        trainer = Trainer(model=model, args=args(tmp_path / str(checkpointing), max_steps=3,
-                                                 gradient_checkpointing=checkpointing),
-                          train_dataset=sst2["train"], data_collator=DataCollatorWithPadding(tokenizer))
+        trainer = Trainer(
+            model=model,
+            args=args(tmp_path / str(checkpointing), max_steps=3, gradient_checkpointing=checkpointing),
+            train_dataset=sst2["train"],
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
         trainer.train()
         assert model.model.gradient_checkpointing is checkpointing
         finals.append(trainer.model)

@@ -11,12 +11,12 @@ import torch
 import yaml
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
-
 from remote_code import load_without_seqlab
+from test_hf_integration import encode, first_output, make_model
+
 from seqlab.errors import SeqlabUsageError
 from seqlab.hub import export_for_hub, push_folder
 from seqlab.hub.export import is_whitelisted
-from test_hf_integration import encode, first_output, make_model
 
 RUNS = [
     ("recurrent", "AutoModelForCausalLM", "text-generation"),
@@ -33,7 +33,13 @@ def fake_run(folder, family, auto_name, tokenizer):
     classifier = auto_name.endswith("SequenceClassification")
     masked = auto_name == "AutoModelForMaskedLM"
     metrics = (
-        {"eval_accuracy": 0.8125, "eval_f1": 0.8, "eval_loss": 0.45, "train_loss": 0.3, "eval_files": {"imdb.tsv": {"accuracy": 0.7}}}
+        {
+            "eval_accuracy": 0.8125,
+            "eval_f1": 0.8,
+            "eval_loss": 0.45,
+            "train_loss": 0.3,
+            "eval_files": {"imdb.tsv": {"accuracy": 0.7}},
+        }
         if classifier
         else {"eval_accuracy": 0.125, "eval_loss": 6.5, "eval_perplexity": 665.1, "train_loss": 6.6}
         if masked
@@ -42,8 +48,11 @@ def fake_run(folder, family, auto_name, tokenizer):
     metrics.update({"step": 10, "tokens_seen": 12800} if not classifier else {"step": 10})
     (folder / "metrics.json").write_text(json.dumps(metrics))
     # a pretraining recipe.yaml holds mlm_probability whatever the family (the recipe has one schema)
-    recipe = {"dataset": "sst2_sentence"} if classifier else {
-        "datasets": ["general_english", "imdb:unsup", "imdb:train"], "mlm_probability": 0.15}
+    recipe = (
+        {"dataset": "sst2_sentence"}
+        if classifier
+        else {"datasets": ["general_english", "imdb:unsup", "imdb:train"], "mlm_probability": 0.15}
+    )
     (folder / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "learning_rate": 0.001, "max_steps": 10}))
     (folder / ".env").write_text("HF_TOKEN=hf_secret\n")
     (folder / "train_log.jsonl").write_text("{}\n")
@@ -171,7 +180,12 @@ def test_push_uses_create_repo_then_upload_folder(tmp_path, tokenizer):
     url = push_folder(export, "me/model", private=True, api=api)
     assert url.endswith("/commit/abc")
     (name1, create), (name2, upload) = api.calls
-    assert name1 == "create_repo" and create == {"repo_id": "me/model", "private": True, "exist_ok": True, "repo_type": "model"}
+    assert name1 == "create_repo" and create == {
+        "repo_id": "me/model",
+        "private": True,
+        "exist_ok": True,
+        "repo_type": "model",
+    }
     assert name2 == "upload_folder" and upload["repo_id"] == "me/model" and upload["files"] == files
 
 
@@ -189,7 +203,9 @@ def test_model_push_to_hub_carries_the_code(tmp_path, tokenizer, monkeypatch):
         )  # fmt: skip
 
     monkeypatch.setattr(
-        huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **k: huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}")
+        huggingface_hub.HfApi,
+        "create_repo",
+        lambda self, repo_id, **k: huggingface_hub.RepoUrl(f"https://huggingface.co/{repo_id}"),
     )
     monkeypatch.setattr(huggingface_hub.HfApi, "create_commit", fake_create_commit)
     model = make_model("decoder", "AutoModelForCausalLM", tokenizer)
@@ -214,7 +230,9 @@ def test_language_model_card_usage_example_runs(tmp_path, tokenizer, family, aut
     text = ModelCard.load(export / "README.md").text
     blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
     example = next(block for block in blocks if f'pipeline("{task}"' in block)
-    assert ("generated_text" in example) == (task == "text-generation") and ("<mask>" in example) == (task == "fill-mask")
+    assert ("generated_text" in example) == (task == "text-generation") and ("<mask>" in example) == (
+        task == "fill-mask"
+    )
     torch.manual_seed(0)
     exec(compile(example.replace("someone/seqlab-test", str(export)), "card example", "exec"), {})
     printed = capsys.readouterr().out

@@ -51,7 +51,7 @@ PRUNING_KILL_WINDOW = SAVE_FILE_DELAY  # from the oldest checkpoint's rename to 
 # A fork server: it imports the heavy libraries once and forks one child per run, and each child runs
 # scripts/pretrain.py unchanged (only slowed: Accelerate's and torch's file writers and the backward
 # pass). The test kills the children with SIGKILL; the server reaps them and reports their exit status.
-FORK_SERVER = '''
+FORK_SERVER = """
 import json, os, runpy, shutil, sys, time, traceback
 import accelerate, accelerate.checkpointing, datasets, torch, transformers
 import seqlab.training
@@ -92,7 +92,7 @@ for line in sys.stdin:
         os._exit(code)
     print(pid, flush=True)
     print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
-'''
+"""
 
 
 class Runs:
@@ -103,9 +103,12 @@ class Runs:
         self.unread = b""
 
     def start(self, output_dir: Path, *extra: str, slowed: bool = False) -> int:
-        request = {"argv": ["--config", str(self.recipe), "--output_dir", str(output_dir), *extra],
-                   "save_delay": SAVE_FILE_DELAY if slowed else 0, "backward_delay": BACKWARD_DELAY if slowed else 0,
-                   "stderr": str(output_dir.parent / f"{output_dir.name}-stderr.txt")}
+        request = {
+            "argv": ["--config", str(self.recipe), "--output_dir", str(output_dir), *extra],
+            "save_delay": SAVE_FILE_DELAY if slowed else 0,
+            "backward_delay": BACKWARD_DELAY if slowed else 0,
+            "stderr": str(output_dir.parent / f"{output_dir.name}-stderr.txt"),
+        }
         self.server.stdin.write(json.dumps(request).encode() + b"\n")
         self.server.stdin.flush()
         return int(self._read_line(30))
@@ -132,25 +135,50 @@ def runs(tokenizer, tmp_path_factory, repo_root):
     server_file = folder / "fork_server.py"
     server_file.write_text(FORK_SERVER)
     model_yaml = folder / "decoder.yaml"
-    model_yaml.write_text(yaml.safe_dump({
-        "family": "decoder", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "intermediate_size": 64, "max_position_embeddings": 64,  # dropout 0.1: the random states matter
-    }))
+    model_yaml.write_text(
+        yaml.safe_dump(
+            {
+                "family": "decoder",
+                "hidden_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "intermediate_size": 64,
+                "max_position_embeddings": 64,  # dropout 0.1: the random states matter
+            }
+        )
+    )
     recipe = folder / "recipe.yaml"
-    recipe.write_text(yaml.safe_dump({
-        "model_config": str(model_yaml), "tokenizer_path": tokenizer.saved_folder, "datasets": ["tinyshakespeare"],
-        "max_seq_length": 32, "max_corpus_tokens": 4000, "validation_fraction": 0.05,
-        "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,  # about 14 steps an epoch: 32 steps
-                                                                               # cross two epoch boundaries
-        "max_steps": MAX_STEPS, "save_steps": SAVE_STEPS, "save_total_limit": 2, "logging_steps": 1,
-        "eval_steps": None, "max_eval_batches": 2, "learning_rate": 3e-3, "warmup_ratio": 0.1, "seed": 3,
-    }))
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "model_config": str(model_yaml),
+                "tokenizer_path": tokenizer.saved_folder,
+                "datasets": ["tinyshakespeare"],
+                "max_seq_length": 32,
+                "max_corpus_tokens": 4000,
+                "validation_fraction": 0.05,
+                "per_device_train_batch_size": 4,
+                "gradient_accumulation_steps": 2,  # about 14 steps an epoch: 32 steps
+                # cross two epoch boundaries
+                "max_steps": MAX_STEPS,
+                "save_steps": SAVE_STEPS,
+                "save_total_limit": 2,
+                "logging_steps": 1,
+                "eval_steps": None,
+                "max_eval_batches": 2,
+                "learning_rate": 3e-3,
+                "warmup_ratio": 0.1,
+                "seed": 3,
+            }
+        )
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root / "src"), env.get("PYTHONPATH")]))
     env["OMP_NUM_THREADS"] = "1"
     script = repo_root / "scripts" / "pretrain.py"
-    server = subprocess.Popen([sys.executable, str(server_file), str(script)], env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, str(server_file), str(script)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     yield Runs(server, recipe)
     server.stdin.close()
     server.wait(timeout=60)
@@ -239,8 +267,9 @@ def test_ten_kills_then_resume_latest_equals_an_uninterrupted_run(runs, tmp_path
         started = time.time()
         pid = runs.start(run, *(["--resume_from_checkpoint", "latest"] if number else []), slowed=True)
         if kind == "step":
-            _wait_for(lambda: max(_logged_steps(run / "train_log.jsonl", started), default=0) >= target, pid,
-                      f"step {target}")
+            _wait_for(
+                lambda: max(_logged_steps(run / "train_log.jsonl", started), default=0) >= target, pid, f"step {target}"
+            )
             time.sleep(rng.uniform(0.0, STEP_KILL_WINDOW))
         elif kind == "files":
             staging = run / "checkpoints" / f".tmp-step-{target}"
@@ -248,15 +277,23 @@ def test_ten_kills_then_resume_latest_equals_an_uninterrupted_run(runs, tmp_path
             time.sleep(rng.uniform(0.0, FILES_KILL_WINDOW))
         else:
             final = run / "checkpoints" / f"step-{target}"
-            _wait_for(lambda: _created_since(final, started) and any(final.parent.glob(".trash-*")), pid,
-                      f"the pruning after the checkpoint of step {target}")
+            _wait_for(
+                lambda: _created_since(final, started) and any(final.parent.glob(".trash-*")),
+                pid,
+                f"the pruning after the checkpoint of step {target}",
+            )
             time.sleep(rng.uniform(0.0, PRUNING_KILL_WINDOW))
         os.kill(pid, signal.SIGKILL)  # no handler runs, nothing is cleaned up
         assert runs.wait(timeout=30) == -signal.SIGKILL
         leftovers = sorted((run / "checkpoints").glob(".*")) if (run / "checkpoints").is_dir() else []
         written = [f"{p.name}: {', '.join(sorted(f.name for f in p.iterdir())) or 'empty'}" for p in leftovers]
-        where = "checkpoint pruning" if any(p.name.startswith(".trash") for p in leftovers) \
-            else "checkpoint write" if leftovers else "training step"
+        where = (
+            "checkpoint pruning"
+            if any(p.name.startswith(".trash") for p in leftovers)
+            else "checkpoint write"
+            if leftovers
+            else "training step"
+        )
         landed.append((kind, target, where, _assert_checkpoints_sound(run), written))
 
     runs.start(run, "--resume_from_checkpoint", "latest", slowed=True)
@@ -298,7 +335,9 @@ def test_ctrl_c_prints_where_training_stopped_and_the_command_that_continues_it(
     match = re.fullmatch(
         rf"interrupted: training stopped at step (\d+) of {MAX_STEPS} in {re.escape(str(run))}; the last checkpoint "
         rf"is {re.escape(str(run))}/checkpoints/step-(\d+) \(step \2\), so steps \d+-\1 will be redone; continue with: "
-        rf"python \S*pretrain.py --config \S+ --output_dir {re.escape(str(run))} --resume_from_checkpoint latest", last)
+        rf"python \S*pretrain.py --config \S+ --output_dir {re.escape(str(run))} --resume_from_checkpoint latest",
+        last,
+    )
     assert match, last
     assert int(match.group(1)) >= target and int(match.group(2)) % SAVE_STEPS == 0
     assert _assert_checkpoints_sound(run)[-1] == int(match.group(2))

@@ -22,8 +22,14 @@ from seqlab.training import FINETUNE_FIELDS, run_finetuning, run_pretraining
 from seqlab.training.checkpointing import load_progress, safe_load
 from seqlab.training.health import NonFiniteLossError
 
-DECODER = {"family": "decoder", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-           "intermediate_size": 64, "max_position_embeddings": 64}
+DECODER = {
+    "family": "decoder",
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +41,22 @@ def model_yaml(tmp_path_factory) -> str:
 
 def recipe(tokenizer, model_yaml: str, output_dir: Path, **extra) -> dict:
     return {
-        "model_config": model_yaml, "tokenizer_path": tokenizer.saved_folder, "datasets": ["tinyshakespeare"],
-        "max_seq_length": 32, "max_corpus_tokens": 6000, "per_device_train_batch_size": 4, "max_steps": 8,
-        "save_steps": 2, "save_total_limit": 3, "logging_steps": 1, "eval_steps": None, "max_eval_batches": 2,
-        "learning_rate": 3e-3, "output_dir": str(output_dir), "seed": 9, **extra,
+        "model_config": model_yaml,
+        "tokenizer_path": tokenizer.saved_folder,
+        "datasets": ["tinyshakespeare"],
+        "max_seq_length": 32,
+        "max_corpus_tokens": 6000,
+        "per_device_train_batch_size": 4,
+        "max_steps": 8,
+        "save_steps": 2,
+        "save_total_limit": 3,
+        "logging_steps": 1,
+        "eval_steps": None,
+        "max_eval_batches": 2,
+        "learning_rate": 3e-3,
+        "output_dir": str(output_dir),
+        "seed": 9,
+        **extra,
     }
 
 
@@ -62,8 +80,9 @@ def _records(output_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (output_dir / "train_log.jsonl").read_text().splitlines()]
 
 
-def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tokenizer, model_yaml, tmp_path,
-                                                                                 monkeypatch):
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
+    tokenizer, model_yaml, tmp_path, monkeypatch
+):
     clean = run_pretraining(recipe(tokenizer, model_yaml, tmp_path / "clean"))
     out = tmp_path / "nan"
     with monkeypatch.context() as patch:
@@ -87,7 +106,10 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     # Nothing of the bad step was applied: continuing from step 4 ends exactly like the clean run.
     resumed = run_pretraining(recipe(tokenizer, model_yaml, out, resume_from_checkpoint="latest"))
     assert resumed["step"] == 8 and resumed["eval_loss"] == clean["eval_loss"]
-    expected, actual = load_file(str(tmp_path / "clean" / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    expected, actual = (
+        load_file(str(tmp_path / "clean" / "model.safetensors")),
+        load_file(str(out / "model.safetensors")),
+    )
     assert all(torch.equal(expected[k], actual[k]) for k in expected)
 
 
@@ -115,8 +137,11 @@ def test_skipping_most_steps_fails_instead_of_reporting_a_result(tokenizer, mode
     """skip_nonfinite_batches is for a rare bad batch: skipping 5 of 8 steps is a failed run, not a model."""
     out = tmp_path / "mostly-skipped"
     inject_nan(monkeypatch, DecoderForCausalLM, {2, 3, 5, 6, 8})
-    with pytest.raises(NonFiniteLossError, match=r"training skipped 5 of 8 steps because their loss or gradient was "
-                                                 r"not finite \(more than 10% allowed with skip_nonfinite_batches\)"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"training skipped 5 of 8 steps because their loss or gradient was "
+        r"not finite \(more than 10% allowed with skip_nonfinite_batches\)",
+    ):
         run_pretraining(recipe(tokenizer, model_yaml, out, skip_nonfinite_batches=True))
     assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
 
@@ -142,14 +167,18 @@ def test_nonfinite_weights_are_never_checkpointed(tokenizer, model_yaml, tmp_pat
     out = tmp_path / "weights"
     monkeypatch.setattr("seqlab.training.loop.step_is_nonfinite", lambda *args: False)  # the step check fails open
     inject_nan(monkeypatch, DecoderForCausalLM, {3})
-    with pytest.raises(NonFiniteLossError, match=r"step 4: the weights hold values that are not finite.*no checkpoint "
-                                                 r"was written.*step-2, is untouched"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"step 4: the weights hold values that are not finite.*no checkpoint "
+        r"was written.*step-2, is untouched",
+    ):
         run_pretraining(recipe(tokenizer, model_yaml, out))
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2"]
 
 
-def test_cli_reports_a_nonfinite_loss_in_one_line_and_exits_1(tokenizer, model_yaml, tmp_path, monkeypatch, capsys,
-                                                              repo_root):
+def test_cli_reports_a_nonfinite_loss_in_one_line_and_exits_1(
+    tokenizer, model_yaml, tmp_path, monkeypatch, capsys, repo_root
+):
     inject_nan(monkeypatch, DecoderForCausalLM, {1})
     args = ["--config", str(tmp_path / "recipe.yaml")]
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe(tokenizer, model_yaml, tmp_path / "cli")))
@@ -168,9 +197,19 @@ def test_finetuning_stops_on_a_nonfinite_loss_too(tokenizer, model_yaml, tmp_pat
     inject_nan(monkeypatch, DecoderForSequenceClassification, {2})
     out = tmp_path / "ft"
     with pytest.raises(NonFiniteLossError, match="training stopped at step 2"):
-        run_finetuning({
-            "model_name_or_path": "scratch", "model_config": model_yaml, "tokenizer_path": tokenizer.saved_folder,
-            "dataset": "sst2_sentence", "num_train_examples": 32, "max_length": 32, "per_device_train_batch_size": 8,
-            "max_steps": 4, "max_eval_batches": 1, "output_dir": str(out), "seed": 1,
-        })
+        run_finetuning(
+            {
+                "model_name_or_path": "scratch",
+                "model_config": model_yaml,
+                "tokenizer_path": tokenizer.saved_folder,
+                "dataset": "sst2_sentence",
+                "num_train_examples": 32,
+                "max_length": 32,
+                "per_device_train_batch_size": 8,
+                "max_steps": 4,
+                "max_eval_batches": 1,
+                "output_dir": str(out),
+                "seed": 1,
+            }
+        )
     assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()

@@ -59,8 +59,13 @@ documents = st.lists(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=FIXTURES_OK)
-@given(texts=documents, block=st.integers(2, 16), fraction=st.sampled_from([0.0, 0.1, 0.3]),
-       seed=st.integers(0, 3), budget=st.one_of(st.none(), st.integers(16, 400)))
+@given(
+    texts=documents,
+    block=st.integers(2, 16),
+    fraction=st.sampled_from([0.0, 0.1, 0.3]),
+    seed=st.integers(0, 3),
+    budget=st.one_of(st.none(), st.integers(16, 400)),
+)
 def test_packing_loses_only_the_remainder_and_keeps_documents_whole(tokenizer, texts, block, fraction, seed, budget):
     eos = tokenizer.eos_token_id
     doc_tokens = [tuple(tokenizer(t, add_special_tokens=False)["input_ids"]) + (eos,) for t in texts]
@@ -69,11 +74,18 @@ def test_packing_loses_only_the_remainder_and_keeps_documents_whole(tokenizer, t
         path = Path(folder) / "corpus.jsonl"
         path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
         try:
-            built = build_pretraining_dataset(tokenizer, [str(path)], max_seq_length=block,
-                                              validation_fraction=fraction, max_tokens=budget, seed=seed)
+            built = build_pretraining_dataset(
+                tokenizer, [str(path)], max_seq_length=block, validation_fraction=fraction, max_tokens=budget, seed=seed
+            )
         except SeqlabUsageError as error:
-            assert any(reason in str(error) for reason in (
-                "too few for a training block", "not one block fits", "validation is held out by whole documents"))
+            assert any(
+                reason in str(error)
+                for reason in (
+                    "too few for a training block",
+                    "not one block fits",
+                    "validation is held out by whole documents",
+                )
+            )
             assume(False)
     available = min(total, budget) if budget is not None else total
     splits = [built["train"]] + ([built["validation"]] if fraction > 0 else [])
@@ -86,7 +98,7 @@ def test_packing_loses_only_the_remainder_and_keeps_documents_whole(tokenizer, t
         kept += stream
         ends = [i for i, token in enumerate(stream) if token == eos]
         starts = [0] + [i + 1 for i in ends[:-1]]
-        whole_pieces.update(tuple(stream[a: b + 1]) for a, b in zip(starts, ends))
+        whole_pieces.update(tuple(stream[a : b + 1]) for a, b in zip(starts, ends))
     assert Counter(kept) - Counter(token for doc in doc_tokens for token in doc) == Counter()  # nothing duplicated
     assert 0 <= available - len(kept) < len(splits) * block  # only each split's remainder is dropped
     if budget is None:
@@ -136,8 +148,13 @@ def test_stratified_subsets_are_balanced_deterministic_and_seed_independent_in_c
 
 any_text = st.one_of(
     st.text(st.characters(codec="utf-8"), max_size=300),
-    st.lists(st.one_of(st.sampled_from(SPECIAL_TOKENS + [" ", "\n", "\t", "\r\n", "\u200b", "\ufeff"]),
-                       st.text(st.characters(codec="utf-8"), max_size=8)), max_size=30).map("".join),
+    st.lists(
+        st.one_of(
+            st.sampled_from(SPECIAL_TOKENS + [" ", "\n", "\t", "\r\n", "\u200b", "\ufeff"]),
+            st.text(st.characters(codec="utf-8"), max_size=8),
+        ),
+        max_size=30,
+    ).map("".join),
 )
 
 

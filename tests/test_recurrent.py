@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from generation_helpers import CACHE, SCORED, assert_same_logits, cache_of, input_lengths
 
 from seqlab import (
     RecurrentConfig,
@@ -9,7 +10,6 @@ from seqlab import (
     RecurrentForSequenceClassification,
     RecurrentModel,
 )
-from generation_helpers import CACHE, SCORED, assert_same_logits, cache_of, input_lengths
 from seqlab.diagnostics.worked_example import build_worked_example_model
 from seqlab.models.recurrent.modeling_recurrent import RecurrentState
 
@@ -186,7 +186,9 @@ def test_stacked_kernel_call_equals_the_layer_by_layer_loop(cell_type, nonlinear
 def test_stacked_call_is_taken_and_keeps_the_checkpoint_layout(monkeypatch):
     model = build(RecurrentForCausalLM, "lstm")
     layer_keys = [name for name in model.state_dict() if ".layers." in name]
-    assert layer_keys == [f"model.layers.{i}.{w}_l0" for i in (0, 1) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    assert layer_keys == [
+        f"model.layers.{i}.{w}_l0" for i in (0, 1) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
     calls = []
     original = torch.nn.LSTM.forward
     kernel = model.model._stacked.kernel
@@ -391,7 +393,9 @@ def test_assisted_decoding_is_refused_as_stateful(assistance):
     assert model._is_stateful
     option = {"assistant_model": build(RecurrentForCausalLM, "lstm"), "prompt_lookup_num_tokens": 2}[assistance]
     with pytest.raises(ValueError, match="assisted generation is not supported with stateful models"):
-        model.generate(torch.randint(5, 40, (1, 4)), **{assistance: option}, max_new_tokens=3, do_sample=False, **NO_STOP)
+        model.generate(
+            torch.randint(5, 40, (1, 4)), **{assistance: option}, max_new_tokens=3, do_sample=False, **NO_STOP
+        )
 
 
 # --- classification pooling -----------------------------------------------------------------------

@@ -26,10 +26,20 @@ from seqlab.training import run_finetuning, run_pretraining
 
 TINY = {
     "recurrent": {"cell_type": "gru", "hidden_size": 32, "embedding_size": 32, "num_hidden_layers": 2},
-    "decoder": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-                "max_position_embeddings": 64},
-    "encoder": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-                "max_position_embeddings": 64},
+    "decoder": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+    },
+    "encoder": {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+    },
 }
 
 
@@ -57,9 +67,18 @@ def stopped_run(tokenizer, tmp_path_factory) -> dict:
     model_yaml = folder / "decoder.yaml"
     model_yaml.write_text(yaml.safe_dump({"family": "decoder", **TINY["decoder"]}))
     recipe = {
-        "model_config": str(model_yaml), "tokenizer_path": tokenizer.saved_folder, "datasets": ["tinyshakespeare"],
-        "max_seq_length": 32, "max_corpus_tokens": 6000, "per_device_train_batch_size": 4, "max_steps": 6,
-        "save_steps": 2, "eval_steps": None, "max_eval_batches": 2, "output_dir": str(folder / "run"), "seed": 4,
+        "model_config": str(model_yaml),
+        "tokenizer_path": tokenizer.saved_folder,
+        "datasets": ["tinyshakespeare"],
+        "max_seq_length": 32,
+        "max_corpus_tokens": 6000,
+        "per_device_train_batch_size": 4,
+        "max_steps": 6,
+        "save_steps": 2,
+        "eval_steps": None,
+        "max_eval_batches": 2,
+        "output_dir": str(folder / "run"),
+        "seed": 4,
     }
     assert run_pretraining(recipe, stop_after_steps=4)["stopped_at_step"] == 4
     return {"recipe": recipe, "run": folder / "run"}
@@ -107,11 +126,17 @@ def test_resume_loads_every_file_with_weights_only(stopped_run, tmp_path, monkey
     assert not [call for call in calls if call["error"]], calls
 
 
-@pytest.mark.parametrize("victim, match", [
-    ("random_states_0.pkl", "random_states_0.pkl cannot be loaded safely"),
-    ("optimizer.bin", "optimizer.bin cannot be loaded safely \\(UnpicklingError"),  # refused before the run folder is touched
-    ("lr_scheduler.bin", "lr_scheduler.bin cannot be loaded safely \\(UnpicklingError"),
-])
+@pytest.mark.parametrize(
+    "victim, match",
+    [
+        ("random_states_0.pkl", "random_states_0.pkl cannot be loaded safely"),
+        (
+            "optimizer.bin",
+            "optimizer.bin cannot be loaded safely \\(UnpicklingError",
+        ),  # refused before the run folder is touched
+        ("lr_scheduler.bin", "lr_scheduler.bin cannot be loaded safely \\(UnpicklingError"),
+    ],
+)
 def test_a_pickle_that_runs_code_in_a_checkpoint_is_refused_unrun(stopped_run, tmp_path, victim, match):
     run = _copy_run(stopped_run["run"], tmp_path / "run")
     marker = tmp_path / "code-ran"
@@ -139,12 +164,18 @@ def test_a_pickled_model_file_is_never_loaded(tokenizer, tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("family, head", [
-    ("recurrent", "AutoModelForCausalLM"), ("recurrent", "AutoModelForSequenceClassification"),
-    ("decoder", "AutoModelForCausalLM"), ("decoder", "AutoModelForSequenceClassification"),
-    ("encoder", "AutoModelForMaskedLM"), ("encoder", "AutoModelForSequenceClassification"),
-    ("decoder", "AutoModel"),
-])
+@pytest.mark.parametrize(
+    "family, head",
+    [
+        ("recurrent", "AutoModelForCausalLM"),
+        ("recurrent", "AutoModelForSequenceClassification"),
+        ("decoder", "AutoModelForCausalLM"),
+        ("decoder", "AutoModelForSequenceClassification"),
+        ("encoder", "AutoModelForMaskedLM"),
+        ("encoder", "AutoModelForSequenceClassification"),
+        ("decoder", "AutoModel"),
+    ],
+)
 def test_saved_folders_load_through_auto_classes_without_remote_code(tokenizer, tmp_path, family, head):
     import os
 
@@ -170,12 +201,24 @@ def test_export_keeps_only_whitelisted_files_whatever_junk_the_run_holds(tokeniz
     (run / "metrics.json").write_text(json.dumps({"eval_accuracy": 0.5, "eval_f1": 0.5}))
     (run / "recipe.yaml").write_text(yaml.safe_dump({"dataset": "sst2_sentence", "max_steps": 1}))
     junk = {
-        "optimizer.pt": b"\0", "scheduler.pt": b"\0", "rng_state.pth": b"\0", "training_args.bin": b"\0",
-        "pytorch_model.bin": b"\0", "random_states_0.pkl": b"\0", ".env": b"HF_TOKEN=hf_secret",
-        "secrets.json": b"{}", "id_rsa": b"key", "modeling_backdoor.py": b"import os; os.system('x')",
-        "configuration_evil.py": b"raise SystemExit", "model.safetensors.bak": b"\0", "config.json~": b"{}",
-        "tokenizer.json.orig": b"{}", "README.md": b"# a stale card", "train_log.jsonl": b"{}",
-        "loss_curve.png": b"\x89PNG", "notes.txt": b"private",
+        "optimizer.pt": b"\0",
+        "scheduler.pt": b"\0",
+        "rng_state.pth": b"\0",
+        "training_args.bin": b"\0",
+        "pytorch_model.bin": b"\0",
+        "random_states_0.pkl": b"\0",
+        ".env": b"HF_TOKEN=hf_secret",
+        "secrets.json": b"{}",
+        "id_rsa": b"key",
+        "modeling_backdoor.py": b"import os; os.system('x')",
+        "configuration_evil.py": b"raise SystemExit",
+        "model.safetensors.bak": b"\0",
+        "config.json~": b"{}",
+        "tokenizer.json.orig": b"{}",
+        "README.md": b"# a stale card",
+        "train_log.jsonl": b"{}",
+        "loss_curve.png": b"\x89PNG",
+        "notes.txt": b"private",
     }
     for name, content in junk.items():
         (run / name).write_bytes(content)
@@ -187,32 +230,58 @@ def test_export_keeps_only_whitelisted_files_whatever_junk_the_run_holds(tokeniz
     files = export_for_hub(run, tmp_path / "export", "someone/junk-test")
     exported = sorted(p.name for p in (tmp_path / "export").iterdir())
     assert files == exported and all(is_whitelisted(name) for name in exported)
-    assert all((tmp_path / "export" / name).is_file() and not (tmp_path / "export" / name).is_symlink()
-               for name in exported)
-    assert set(exported) == {"README.md", "config.json", "model.safetensors", "tokenizer.json",
-                             "tokenizer_config.json", "configuration_decoder.py", "modeling_decoder.py"}
+    assert all(
+        (tmp_path / "export" / name).is_file() and not (tmp_path / "export" / name).is_symlink() for name in exported
+    )
+    assert set(exported) == {
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "configuration_decoder.py",
+        "modeling_decoder.py",
+    }
     assert "a stale card" not in (tmp_path / "export" / "README.md").read_text()  # the card is rebuilt
     source = (tmp_path / "export" / "modeling_decoder.py").read_text()
     assert source == Path(seqlab.models.decoder.modeling_decoder.__file__).read_text()  # seqlab's code, not the run's
 
 
-@pytest.mark.parametrize("name, allowed", [
-    ("model.safetensors", True), ("model-00001-of-00002.safetensors", True), ("model.safetensors.index.json", True),
-    ("modeling_decoder.py", True), ("tokenizer.json", True), ("README.md", True),
-    ("pytorch_model.bin", False), ("optimizer.bin", False), ("random_states_0.pkl", False), (".env", False),
-    ("model.safetensors.bak", False), ("model-evil.safetensors", False), ("config.json~", False),
-    ("train_log.jsonl", False), ("metrics.json", False), ("checkpoints", False), ("MODEL.SAFETENSORS", False),
-])
+@pytest.mark.parametrize(
+    "name, allowed",
+    [
+        ("model.safetensors", True),
+        ("model-00001-of-00002.safetensors", True),
+        ("model.safetensors.index.json", True),
+        ("modeling_decoder.py", True),
+        ("tokenizer.json", True),
+        ("README.md", True),
+        ("pytorch_model.bin", False),
+        ("optimizer.bin", False),
+        ("random_states_0.pkl", False),
+        (".env", False),
+        ("model.safetensors.bak", False),
+        ("model-evil.safetensors", False),
+        ("config.json~", False),
+        ("train_log.jsonl", False),
+        ("metrics.json", False),
+        ("checkpoints", False),
+        ("MODEL.SAFETENSORS", False),
+    ],
+)
 def test_whitelist_names(name, allowed):
     assert is_whitelisted(name) is allowed
     assert all("*" not in pattern or pattern.endswith((".py", ".safetensors")) for pattern in EXPORT_WHITELIST)
 
 
-@pytest.mark.parametrize("saved, loader", [
-    ("decoder", ("encoder", "AutoModelForMaskedLM")),  # same parameter names and shapes: used to load silently
-    ("encoder", ("decoder", "AutoModelForCausalLM")),
-    ("recurrent", ("decoder", "AutoModelForSequenceClassification")),
-])
+@pytest.mark.parametrize(
+    "saved, loader",
+    [
+        ("decoder", ("encoder", "AutoModelForMaskedLM")),  # same parameter names and shapes: used to load silently
+        ("encoder", ("decoder", "AutoModelForCausalLM")),
+        ("recurrent", ("decoder", "AutoModelForSequenceClassification")),
+    ],
+)
 def test_a_folder_of_another_family_is_refused_by_name(tokenizer, tmp_path, saved, loader):
     head = {"decoder": "AutoModelForCausalLM", "encoder": "AutoModelForMaskedLM", "recurrent": "AutoModelForCausalLM"}
     make_model(saved, head[saved], tokenizer).save_pretrained(tmp_path / "model")

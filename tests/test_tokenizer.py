@@ -43,7 +43,12 @@ def test_special_tokens_have_ids_0_to_4_in_every_kind(tokenizers_by_kind, kind):
     tok = tokenizers_by_kind[kind]
     assert tok.convert_tokens_to_ids(SPECIAL_TOKENS) == [0, 1, 2, 3, 4]
     assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id, tok.unk_token_id, tok.mask_token_id) == (
-        0, 1, 2, 3, 4)
+        0,
+        1,
+        2,
+        3,
+        4,
+    )
     assert tok.padding_side == "right"
 
 
@@ -135,7 +140,11 @@ def test_train_tokenizer_refuses_unknown_kind_and_tiny_vocab(training_lines):
 
 def test_token_config_kwargs_takes_every_id_from_the_tokenizer(tokenizer):
     assert token_config_kwargs(tokenizer) == {
-        "vocab_size": 512, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+        "vocab_size": 512,
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
     assert token_config_kwargs(tokenizer, include_mask=True)["mask_token_id"] == 4
 
 
@@ -166,19 +175,36 @@ def _run_script(repo_root, *args):
     env["PYTHONPATH"] = os.pathsep.join([str(repo_root / "src"), env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, str(repo_root / "scripts" / "train_tokenizer.py"), *args],
-        capture_output=True, text=True, env=env, cwd=repo_root, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo_root,
+        timeout=300,
     )
 
 
 def test_script_trains_and_saves_a_loadable_tokenizer(repo_root, tmp_path):
     output = tmp_path / "runs" / "tok"
-    result = _run_script(repo_root, "--dataset", "tinyshakespeare", "--dataset", "sst2_sentence",
-                         "--vocab_size", "300", "--max_texts", "400", "--output_dir", str(output))
+    result = _run_script(
+        repo_root,
+        "--dataset",
+        "tinyshakespeare",
+        "--dataset",
+        "sst2_sentence",
+        "--vocab_size",
+        "300",
+        "--max_texts",
+        "400",
+        "--output_dir",
+        str(output),
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in output.parent.iterdir()) == ["tok"]  # no staging folder left behind
     loaded = load_tokenizer(output)
     assert len(loaded) == 300
-    assert loaded.decode(loaded("Good morrow, cousin!")["input_ids"], skip_special_tokens=True) == "Good morrow, cousin!"
+    assert (
+        loaded.decode(loaded("Good morrow, cousin!")["input_ids"], skip_special_tokens=True) == "Good morrow, cousin!"
+    )
 
 
 def test_script_reports_a_missing_key_without_traceback_or_output(repo_root, tmp_path):
@@ -213,8 +239,16 @@ def test_script_takes_model_max_length_from_the_model_config(repo_root, tmp_path
         assert result.returncode == 0, result.stderr
         assert _saved_length(tmp_path / name) == expected, name
 
-    refused = _run_script(repo_root, *common, "--model_config", "configs/models/decoder-tiny.yaml",
-                          "--model_max_length", "1024", "--output_dir", str(tmp_path / "long"))
+    refused = _run_script(
+        repo_root,
+        *common,
+        "--model_config",
+        "configs/models/decoder-tiny.yaml",
+        "--model_max_length",
+        "1024",
+        "--output_dir",
+        str(tmp_path / "long"),
+    )
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.strip() == (
         "error: --model_max_length 1024 exceeds max_position_embeddings=256 of configs/models/decoder-tiny.yaml: "
@@ -251,8 +285,15 @@ def test_trainer_saved_folder_truncates_long_inputs_in_a_pipeline(repo_root, tra
     from seqlab.tokenizer import token_config_kwargs
 
     tokenizer = train_tokenizer(training_lines, vocab_size=300)  # defaults, as train_tokenizer.py without options
-    config = DecoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-                           max_position_embeddings=256, num_labels=2, **token_config_kwargs(tokenizer))
+    config = DecoderConfig(
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=256,
+        num_labels=2,
+        **token_config_kwargs(tokenizer),
+    )
     torch.manual_seed(0)
     args = TrainingArguments(output_dir=str(tmp_path / "trainer"), report_to=[], use_cpu=True)
     trainer = Trainer(model=DecoderForSequenceClassification(config), args=args, processing_class=tokenizer)

@@ -20,11 +20,29 @@ from seqlab.training import PRETRAIN_FIELDS, run_pretraining
 from seqlab.training.recipe import FINETUNE_FIELDS, parse_overrides, recipe_from_argv, resolve_recipe
 
 TINY_MODEL = {
-    "recurrent": {"family": "recurrent", "cell_type": "lstm", "hidden_size": 32, "embedding_size": 32, "num_hidden_layers": 2},
-    "decoder": {"family": "decoder", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                "intermediate_size": 64, "max_position_embeddings": 64},
-    "encoder": {"family": "encoder", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                "intermediate_size": 64, "max_position_embeddings": 64},
+    "recurrent": {
+        "family": "recurrent",
+        "cell_type": "lstm",
+        "hidden_size": 32,
+        "embedding_size": 32,
+        "num_hidden_layers": 2,
+    },
+    "decoder": {
+        "family": "decoder",
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+    },
+    "encoder": {
+        "family": "encoder",
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+    },
 }
 
 
@@ -71,8 +89,18 @@ def test_recipe_file_overrides_and_type_coercion(tmp_path):
     config = tmp_path / "recipe.yaml"
     config.write_text("learning_rate: 1e-3\nmax_train_tokens: 1000000\nmixed_precision: no\ndatasets: [a, b]\n")
     overrides = parse_overrides(
-        ["--config", str(config), "--max_steps", "12", "--model.hidden_size", "48", "--weight_decay=0.1",
-         "--overwrite_output_dir", "--datasets", "x,y:unsup"],
+        [
+            "--config",
+            str(config),
+            "--max_steps",
+            "12",
+            "--model.hidden_size",
+            "48",
+            "--weight_decay=0.1",
+            "--overwrite_output_dir",
+            "--datasets",
+            "x,y:unsup",
+        ],
         PRETRAIN_FIELDS,
     )
     recipe = resolve_recipe(None, PRETRAIN_FIELDS, overrides)
@@ -93,7 +121,10 @@ def test_recipe_repeatable_eval_file_and_int_budget():
 
 
 def test_unknown_recipe_key_lists_valid_keys(tmp_path):
-    with pytest.raises(SeqlabUsageError, match=r"unknown recipe key 'learnig_rate'.*did you mean 'learning_rate'.*valid keys:.*max_steps"):
+    with pytest.raises(
+        SeqlabUsageError,
+        match=r"unknown recipe key 'learnig_rate'.*did you mean 'learning_rate'.*valid keys:.*max_steps",
+    ):
         recipe_from_argv(["--learnig_rate", "1"], PRETRAIN_FIELDS)
     config = tmp_path / "recipe.yaml"
     config.write_text("max_stepz: 3\n")
@@ -230,7 +261,9 @@ def test_pretraining_each_family_from_its_config(family, tokenizer, model_yamls,
     out = tmp_path / "run"
     assert metrics["step"] == 8 and metrics["family"] == family
     assert metrics["objective"] == ("masked_lm" if family == "encoder" else "causal_lm")
-    assert math.isfinite(metrics["eval_loss"]) and metrics["eval_perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
+    assert math.isfinite(metrics["eval_loss"]) and metrics["eval_perplexity"] == pytest.approx(
+        math.exp(metrics["eval_loss"])
+    )
     if family == "encoder":
         assert 0.0 <= metrics["eval_accuracy"] <= 1.0
     assert metrics["tokens_seen"] == 8 * 4 * 32
@@ -258,8 +291,15 @@ def test_pretraining_each_family_from_its_config(family, tokenizer, model_yamls,
 
 
 def test_token_budget_sets_the_number_of_steps(tokenizer, model_yamls, tmp_path):
-    recipe = tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "run", max_steps=None,
-                         max_train_tokens=4 * 32 * 5 + 1, eval_steps=None, save_model=False)
+    recipe = tiny_recipe(
+        tokenizer,
+        model_yamls["decoder"],
+        tmp_path / "run",
+        max_steps=None,
+        max_train_tokens=4 * 32 * 5 + 1,
+        eval_steps=None,
+        save_model=False,
+    )
     metrics = run_pretraining(recipe)
     assert metrics["max_steps"] == 6  # ceil(641 / (4 sequences x 32 tokens))
     assert metrics["tokens_seen"] == 6 * 4 * 32
@@ -283,7 +323,9 @@ def test_resume_after_a_stop_is_bit_identical(family, tokenizer, model_yamls, tm
     common = dict(max_steps=10, save_steps=3, save_total_limit=2, gradient_accumulation_steps=2, eval_steps=4)
     full = run_pretraining(tiny_recipe(tokenizer, model_yamls[family], tmp_path / "full", **common))
 
-    stopped = run_pretraining(tiny_recipe(tokenizer, model_yamls[family], tmp_path / "cut", stop_after_steps=8, **common))
+    stopped = run_pretraining(
+        tiny_recipe(tokenizer, model_yamls[family], tmp_path / "cut", stop_after_steps=8, **common)
+    )
     assert stopped["stopped_at_step"] == 8
     cut = tmp_path / "cut"
     assert not (cut / "model.safetensors").exists()  # a stopped run is like a killed one
@@ -292,7 +334,9 @@ def test_resume_after_a_stop_is_bit_identical(family, tokenizer, model_yamls, tm
     progress = json.loads((cut / "checkpoints" / "step-6" / "progress.json").read_text())
     assert progress["step"] == 6 and progress["tokens_seen"] == 6 * 2 * 4 * 32
 
-    resumed = run_pretraining(tiny_recipe(tokenizer, model_yamls[family], cut, resume_from_checkpoint="latest", **common))
+    resumed = run_pretraining(
+        tiny_recipe(tokenizer, model_yamls[family], cut, resume_from_checkpoint="latest", **common)
+    )
     assert resumed["step"] == 10 and resumed["tokens_seen"] == full["tokens_seen"]
     a, b = _weights(tmp_path / "full"), _weights(cut)
     assert a.keys() == b.keys()
@@ -300,10 +344,15 @@ def test_resume_after_a_stop_is_bit_identical(family, tokenizer, model_yamls, tm
     assert resumed["eval_loss"] == full["eval_loss"]
     steps = [json.loads(line)["step"] for line in (cut / "train_log.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps.count(8) == 2  # records after step 6 were not duplicated
+
     # the logged loss windows and the whole-run train_loss continue across the resume (save_steps 3 is not
     # a multiple of logging_steps 2, so the checkpoint holds a half-filled window)
     def losses(folder):
-        return {r["step"]: r["loss"] for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines()) if "loss" in r}
+        return {
+            r["step"]: r["loss"]
+            for r in map(json.loads, (folder / "train_log.jsonl").read_text().splitlines())
+            if "loss" in r
+        }
 
     assert losses(cut)[10] == losses(tmp_path / "full")[10]
     assert resumed["train_loss"] == full["train_loss"]
@@ -321,13 +370,17 @@ def _refused(recipe: dict, match: str) -> None:
 
 
 def test_missing_data_key_is_refused(tokenizer, model_yamls, tmp_path):
-    _refused(tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", datasets=["tinyshakespear"]),
-             "unknown dataset 'tinyshakespear'")
+    _refused(
+        tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", datasets=["tinyshakespear"]),
+        "unknown dataset 'tinyshakespear'",
+    )
 
 
 def test_missing_data_file_is_refused(tokenizer, model_yamls, tmp_path):
-    _refused(tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", datasets=[str(tmp_path / "nope.txt")]),
-             "neither a data key")
+    _refused(
+        tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", datasets=[str(tmp_path / "nope.txt")]),
+        "neither a data key",
+    )
 
 
 def test_empty_dataset_is_refused(tokenizer, model_yamls, tmp_path):
@@ -337,27 +390,37 @@ def test_empty_dataset_is_refused(tokenizer, model_yamls, tmp_path):
 
 
 def test_sequence_length_above_position_table_is_refused(tokenizer, model_yamls, tmp_path):
-    _refused(tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", max_seq_length=65),
-             r"max_seq_length=65 is above the model's max_position_embeddings=64")
+    _refused(
+        tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", max_seq_length=65),
+        r"max_seq_length=65 is above the model's max_position_embeddings=64",
+    )
 
 
 def test_vocabulary_smaller_than_tokenizer_is_refused(tokenizer, model_yamls, tmp_path):
-    _refused(tiny_recipe(tokenizer, model_yamls["recurrent"], tmp_path / "out", model={"vocab_size": 100}),
-             r"tokenizer has 512 tokens but the model config has vocab_size=100")
+    _refused(
+        tiny_recipe(tokenizer, model_yamls["recurrent"], tmp_path / "out", model={"vocab_size": 100}),
+        r"tokenizer has 512 tokens but the model config has vocab_size=100",
+    )
 
 
 def test_unknown_model_key_is_refused(tokenizer, model_yamls, tmp_path):
-    _refused(tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", model={"hiden_size": 8}),
-             "unknown DecoderConfig key.*'hiden_size'")
+    _refused(
+        tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", model={"hiden_size": 8}),
+        "unknown DecoderConfig key.*'hiden_size'",
+    )
 
 
 def test_resume_without_checkpoint_is_refused(tokenizer, model_yamls, tmp_path):
-    _refused(tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", resume_from_checkpoint="latest"),
-             "no checkpoint in")
+    _refused(
+        tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", resume_from_checkpoint="latest"),
+        "no checkpoint in",
+    )
     folder = tmp_path / "not-a-checkpoint"
     folder.mkdir()
     with pytest.raises(SeqlabUsageError, match="holds no checkpoint"):
-        run_pretraining(tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", resume_from_checkpoint=str(folder)))
+        run_pretraining(
+            tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "out", resume_from_checkpoint=str(folder))
+        )
 
 
 def test_existing_output_dir_is_not_overwritten(tokenizer, model_yamls, tmp_path):
@@ -389,9 +452,20 @@ def _cli_env(repo_root: Path) -> dict[str, str]:
 def test_cli_usage_errors_exit_1_without_traceback(tokenizer, model_yamls, tmp_path, repo_root):
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, str(repo_root / "scripts" / "pretrain.py"), "--config",
-         str(repo_root / "configs" / "pretrain" / "decoder-tiny.yaml"), "--output_dir", str(out), "--max_stpes", "3"],
-        capture_output=True, text=True, env=_cli_env(repo_root), timeout=120,
+        [
+            sys.executable,
+            str(repo_root / "scripts" / "pretrain.py"),
+            "--config",
+            str(repo_root / "configs" / "pretrain" / "decoder-tiny.yaml"),
+            "--output_dir",
+            str(out),
+            "--max_stpes",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        env=_cli_env(repo_root),
+        timeout=120,
     )
     assert result.returncode == 1
     assert "error: unknown recipe key 'max_stpes'" in result.stderr and "max_steps" in result.stderr
@@ -408,8 +482,15 @@ def test_checkpoints_store_tied_weights_once_and_quietly(tie, tokenizer, model_y
     from safetensors import safe_open
 
     caplog.set_level(logging.INFO)
-    recipe = tiny_recipe(tokenizer, model_yamls["decoder"], tmp_path / "run", max_steps=2, save_steps=1,
-                         eval_steps=None, model={"tie_word_embeddings": tie})
+    recipe = tiny_recipe(
+        tokenizer,
+        model_yamls["decoder"],
+        tmp_path / "run",
+        max_steps=2,
+        save_steps=1,
+        eval_steps=None,
+        model={"tie_word_embeddings": tie},
+    )
     run_pretraining(recipe)
     captured = capfd.readouterr()
     assert "Removed shared tensor" not in captured.out + captured.err
@@ -445,7 +526,10 @@ def test_drop_tied_copies_keeps_an_undeclared_alias():
 def test_script_help_shows_each_recipe_key_with_kind_meaning_and_default(script, fields, repo_root):
     result = subprocess.run(
         [sys.executable, str(repo_root / "scripts" / f"{script}.py"), "--help"],
-        capture_output=True, text=True, env=_cli_env(repo_root), timeout=120,
+        capture_output=True,
+        text=True,
+        env=_cli_env(repo_root),
+        timeout=120,
     )
     assert result.returncode == 0 and result.stderr == ""
     text = " ".join(result.stdout.split())  # argparse wraps long help lines
@@ -466,8 +550,14 @@ def test_script_help_shows_each_recipe_key_with_kind_meaning_and_default(script,
 def test_tokenizer_trained_by_a_recipe_truncates_at_the_model_positions(model_yamls, tmp_path):
     from transformers import AutoTokenizer
 
-    recipe = tiny_recipe(SimpleNamespace(saved_folder=str(tmp_path / "tok")), model_yamls["decoder"], tmp_path / "run",
-                         max_steps=1, eval_steps=None, save_model=False,
-                         tokenizer_train={"sources": ["tinyshakespeare"], "vocab_size": 300, "max_texts": 300})
+    recipe = tiny_recipe(
+        SimpleNamespace(saved_folder=str(tmp_path / "tok")),
+        model_yamls["decoder"],
+        tmp_path / "run",
+        max_steps=1,
+        eval_steps=None,
+        save_model=False,
+        tokenizer_train={"sources": ["tinyshakespeare"], "vocab_size": 300, "max_texts": 300},
+    )
     run_pretraining(recipe)
     assert AutoTokenizer.from_pretrained(tmp_path / "tok").model_max_length == 64  # the YAML's position table

@@ -12,19 +12,33 @@ import warnings
 import pytest
 import torch
 import transformers
+from generation_helpers import CACHE, SCORED, assert_same_logits, cache_of
+from remote_code import generate_without_seqlab
 from transformers import pipeline
 from transformers.utils.deprecation import deprecate_kwarg
 
 import seqlab
-from generation_helpers import CACHE, SCORED, assert_same_logits, cache_of
-from remote_code import generate_without_seqlab
 from seqlab.tokenizer import token_config_kwargs
 
 TINY = {
-    "recurrent": dict(cell_type="lstm", embedding_size=24, hidden_size=32, num_hidden_layers=2, embedding_dropout_prob=0.0,
-                      hidden_dropout_prob=0.0, output_dropout_prob=0.0),
-    "decoder": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, initializer_range=0.2),
+    "recurrent": dict(
+        cell_type="lstm",
+        embedding_size=24,
+        hidden_size=32,
+        num_hidden_layers=2,
+        embedding_dropout_prob=0.0,
+        hidden_dropout_prob=0.0,
+        output_dropout_prob=0.0,
+    ),
+    "decoder": dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        initializer_range=0.2,
+    ),
 }
 
 
@@ -116,8 +130,11 @@ def test_text_generation_pipeline_beyond_the_positions_is_a_clear_error(tmp_path
 def test_saved_language_model_generates_the_same_logits_without_seqlab(tmp_path, tokenizer, family):
     model = make_lm(family, tokenizer, seed=3)
     model.save_pretrained(tmp_path)
-    inputs = dict(tokenizer(["Good morrow, sweet", "Now is the winter of our"], return_tensors="pt", padding=True,
-                            padding_side="left"))
+    inputs = dict(
+        tokenizer(
+            ["Good morrow, sweet", "Now is the winter of our"], return_tensors="pt", padding=True, padding_side="left"
+        )
+    )
     kwargs = dict(max_new_tokens=6, do_sample=False, eos_token_id=None, pad_token_id=tokenizer.pad_token_id)
     remote = generate_without_seqlab(tmp_path, inputs, kwargs)
     assert remote["transformers"] == transformers.__version__

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 INTERRUPTED_STATUS = 130  # 128 + SIGINT, what shells report for a job stopped with Ctrl-C
 
@@ -69,7 +70,7 @@ def resume_command(argv: list[str]) -> str:
     args = list(argv[1:])
     for index, arg in enumerate(args):  # an earlier resume flag is replaced, not repeated
         if arg == "--resume_from_checkpoint" and index + 1 < len(args):
-            del args[index:index + 2]
+            del args[index : index + 2]
             break
         if arg.startswith("--resume_from_checkpoint="):
             del args[index]

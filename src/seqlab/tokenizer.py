@@ -20,8 +20,9 @@ import os
 import shutil
 import uuid
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from tqdm.auto import tqdm
@@ -209,8 +210,13 @@ def train_tokenizer_from_sources(
         )
     texts = iter_texts(sources, max_texts=max_texts)  # resolves every source now: bad keys fail early
     tokenizer = train_tokenizer(
-        texts, vocab_size=vocab_size, kind=kind, min_frequency=min_frequency,
-        length=max_texts, show_progress=show_progress, model_max_length=model_max_length,
+        texts,
+        vocab_size=vocab_size,
+        kind=kind,
+        min_frequency=min_frequency,
+        length=max_texts,
+        show_progress=show_progress,
+        model_max_length=model_max_length,
     )
     save_atomically(tokenizer, output)
     return tokenizer

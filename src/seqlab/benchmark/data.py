@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from itertools import chain
-from typing import Callable
 
 import datasets
 import numpy as np

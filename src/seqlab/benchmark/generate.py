@@ -14,7 +14,7 @@ GPT-2 beside it) is built with just enough positions for them, recorded in the e
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -126,8 +126,9 @@ def run_generate_suite(settings: Settings, tokenizer, versions: dict) -> list[di
     prompts = token_blocks(tokenizer, settings.generate_batch_size, settings.prompt_len).to(settings.device)
     entries: list[dict] = []
     if "decoder" in settings.families:
-        config = load_model_config("decoder", settings.size, settings.config_dir, **token_kwargs,
-                                   attn_implementation="sdpa")
+        config = load_model_config(
+            "decoder", settings.size, settings.config_dir, **token_kwargs, attn_implementation="sdpa"
+        )
         widened_from = _fit_positions(config, settings)
         torch.manual_seed(0)
         decoder = _prepare(DecoderForCausalLM(config), settings)
@@ -137,8 +138,18 @@ def run_generate_suite(settings: Settings, tokenizer, versions: dict) -> list[di
             ("decoder-generate-vs-gpt2", "seqlab-cached", "gpt2-cached"),
             ("decoder-generate-cache", "seqlab-cached", "seqlab-uncached"),
         ]
-        entries += _group_entries("decoder", models, comparisons, settings, prompts, settings.new_tokens,
-                                  config.to_diff_dict(), tokenizer.pad_token_id, versions, widened_from)
+        entries += _group_entries(
+            "decoder",
+            models,
+            comparisons,
+            settings,
+            prompts,
+            settings.new_tokens,
+            config.to_diff_dict(),
+            tokenizer.pad_token_id,
+            versions,
+            widened_from,
+        )
     if "recurrent" in settings.families:
         config = load_model_config("recurrent", settings.size, settings.config_dir, **token_kwargs)
         # generate refuses sequences beyond max_position_embeddings; no recurrent weight depends on it
@@ -147,6 +158,15 @@ def run_generate_suite(settings: Settings, tokenizer, versions: dict) -> list[di
         recurrent = _prepare(RecurrentForCausalLM(config), settings)
         models = {"seqlab-cached": (recurrent, True), "seqlab-uncached": (recurrent, False)}
         comparisons = [("recurrent-generate-cache", "seqlab-cached", "seqlab-uncached")]
-        entries += _group_entries("recurrent", models, comparisons, settings, prompts, settings.new_tokens,
-                                  config.to_diff_dict(), tokenizer.pad_token_id, versions)
+        entries += _group_entries(
+            "recurrent",
+            models,
+            comparisons,
+            settings,
+            prompts,
+            settings.new_tokens,
+            config.to_diff_dict(),
+            tokenizer.pad_token_id,
+            versions,
+        )
     return entries

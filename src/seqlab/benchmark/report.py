@@ -8,7 +8,6 @@ import statistics
 import sys
 from pathlib import Path
 
-
 # Ratios seqlab / reference that issues 6 and 12 ask for, by (device, size) and entry name prefix.
 TARGETS = {
     # issue 12: cached generation >= 5x uncached at 256 new tokens, also on CPU

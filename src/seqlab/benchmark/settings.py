@@ -98,7 +98,12 @@ def resolve_settings(
         batch_size=shape.batch_size if batch_size is None else batch_size,
         seq_len=shape.seq_len if seq_len is None else seq_len,
     )
-    checked = (("batch_size", shape.batch_size), ("seq_len", shape.seq_len), ("repeats", repeats), ("new_tokens", new_tokens))
+    checked = (
+        ("batch_size", shape.batch_size),
+        ("seq_len", shape.seq_len),
+        ("repeats", repeats),
+        ("new_tokens", new_tokens),
+    )
     for name, value in checked:
         if value is not None and value < 1:
             raise SeqlabUsageError(f"--{name} must be at least 1, got {value}")

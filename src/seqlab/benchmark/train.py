@@ -10,7 +10,7 @@ their forward pass.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -64,7 +64,9 @@ def make_train_step(model: nn.Module, batches: list[dict], settings: Settings, c
     forward = torch.compile(model) if compiled else model
     batches = to_device(batches, settings.device)
     autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if settings.precision == "bf16" else contextlib.nullcontext
+        (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
+        if settings.precision == "bf16"
+        else contextlib.nullcontext
     )
     position = {"next": 0}
 
@@ -112,9 +114,7 @@ def _measure_pair(
         steps[role], optimizers[role] = make_train_step(model, batches, settings, compiled)
     shape = settings.shape
     tokens_per_step = shape.batch_size * shape.seq_len
-    timings = interleaved_seconds(
-        steps, settings.repeats, settings.warmup, settings.steps_per_repeat, settings.device
-    )
+    timings = interleaved_seconds(steps, settings.repeats, settings.warmup, settings.steps_per_repeat, settings.device)
     sides = {}
     for role, model in (("seqlab", seqlab_model), ("reference", reference)):
         # the parameter count of a tied model counts shared tensors once
@@ -122,9 +122,7 @@ def _measure_pair(
         sides[role] = {
             "model": type(model).__name__,
             **rates(tokens_per_step, timings, role, settings.device),
-            "peak_memory_bytes": peak_step_bytes(
-                steps[role], settings.device, resident_bytes(model, optimizers[role])
-            ),
+            "peak_memory_bytes": peak_step_bytes(steps[role], settings.device, resident_bytes(model, optimizers[role])),
             "parameters": parameters,
         }
         if settings.profile:

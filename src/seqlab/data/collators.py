@@ -16,7 +16,8 @@ to inspect an all-ones mask on the GPU. Ragged rows get the mask as usual.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

@@ -25,9 +25,10 @@ import lzma
 import math
 import os
 import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any
 
 from ..errors import SeqlabUsageError
 
@@ -84,7 +85,7 @@ def _checked_lines(handle: IO[str], path: str, opener) -> Iterator[str]:
         if len(line) > MAX_LINE_CHARS:
             raise _too_long(path, number)
         if number == 1 and line.startswith(_UTF8_BOM):
-            line = line[len(_UTF8_BOM):]
+            line = line[len(_UTF8_BOM) :]
         yield line
 
 
@@ -158,8 +159,9 @@ def _open_table(path: str, fmt: str) -> Iterator[tuple[list[str], Iterator[dict[
             yield columns, itertools.chain([first] if first is not None else [], parsed)
             return
         # TSV corpora (GLUE SST) use no quoting: a sentence may start with a quote character.
-        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if fmt == ".tsv" \
-            else csv.DictReader(handle)
+        reader = (
+            csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE) if fmt == ".tsv" else csv.DictReader(handle)
+        )
         try:
             columns = list(reader.fieldnames or [])
         except csv.Error as error:
@@ -208,8 +210,9 @@ def _read_table_rows(path: str, fmt: str, text_column: str | None, labelled: boo
             yield from _normalise_records(path, columns, records, text_column, labelled)
 
 
-def _normalise_records(path: str, columns: list[str], records: Iterator[dict[str, Any]],
-                       text_column: str | None, labelled: bool | None) -> Iterator[dict[str, Any]]:
+def _normalise_records(
+    path: str, columns: list[str], records: Iterator[dict[str, Any]], text_column: str | None, labelled: bool | None
+) -> Iterator[dict[str, Any]]:
     text_column = text_column or _pick_column(columns, TEXT_COLUMNS)
     if text_column not in columns:
         raise SeqlabUsageError(
@@ -251,7 +254,9 @@ def _parse_label(value: Any, path: str, row: int, column: str) -> int:
     return label
 
 
-def read_rows(files: tuple[str, ...], text_column: str | None = None, labelled: bool | None = None) -> Iterator[dict[str, Any]]:
+def read_rows(
+    files: tuple[str, ...], text_column: str | None = None, labelled: bool | None = None
+) -> Iterator[dict[str, Any]]:
     """Rows of local files as ``{"text"}`` or ``{"text", "label"}``.
 
     ``text_column`` fixes the text column of table files (else the first of ``TEXT_COLUMNS``);
@@ -265,8 +270,9 @@ def read_rows(files: tuple[str, ...], text_column: str | None = None, labelled: 
             yield from _read_table_rows(path, fmt, text_column, labelled)
 
 
-def generate_rows(files: list[str], text_column: str | None, labelled: bool | None,
-                  drop_empty: bool, signature: str) -> Iterator[dict[str, Any]]:
+def generate_rows(
+    files: list[str], text_column: str | None, labelled: bool | None, drop_empty: bool, signature: str
+) -> Iterator[dict[str, Any]]:
     """Generator for ``Dataset.from_generator`` (``signature`` only feeds the cache fingerprint)."""
     for row in read_rows(tuple(files), text_column, labelled):
         if drop_empty and not row["text"].strip():

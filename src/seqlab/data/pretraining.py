@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import datasets
 import numpy as np
@@ -81,7 +82,12 @@ def build_pretraining_dataset(
         )
     logger.info(
         "pretraining corpus: %d documents, %d tokens; train %d blocks, validation %d blocks (%d documents) "
-        "of %d tokens", len(lengths), tokens.size, len(train), len(validation), validation_documents,
+        "of %d tokens",
+        len(lengths),
+        tokens.size,
+        len(train),
+        len(validation),
+        validation_documents,
         max_seq_length,
     )
     return datasets.DatasetDict({"train": train, "validation": validation})

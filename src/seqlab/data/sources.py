@@ -18,9 +18,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import datasets
 
@@ -84,8 +85,9 @@ KNOWN_KEYS: dict[str, DataKey] = {
         key="sst2",
         local_dir="sst2",
         local_files=_SST_SPLITS,
-        hub=HubDataset("stanfordnlp/sst2", splits={"train": "train", "validation": "validation"},
-                       text_column="sentence"),
+        hub=HubDataset(
+            "stanfordnlp/sst2", splits={"train": "train", "validation": "validation"}, text_column="sentence"
+        ),
         labelled_splits=("train", "validation"),
         label_names=("negative", "positive"),
         text_column="sentence",
@@ -122,15 +124,19 @@ KNOWN_KEYS: dict[str, DataKey] = {
         local_dir="pretrain/general_english",
         local_files={"train": "*.txt.xz"},
         # No single Hub twin: WikiText-103 is the usual stand-in.
-        hub=HubDataset("Salesforce/wikitext", name="wikitext-103-raw-v1", splits={"train": "train"},
-                       label_column=None, plain_text=True),
+        hub=HubDataset(
+            "Salesforce/wikitext",
+            name="wikitext-103-raw-v1",
+            splits={"train": "train"},
+            label_column=None,
+            plain_text=True,
+        ),
     ),
     "tinyshakespeare": DataKey(
         key="tinyshakespeare",
         local_dir="tinyshakespeare",
         local_files={"train": "input.txt"},
-        hub=HubDataset("karpathy/tiny_shakespeare", splits={"train": "train"}, label_column=None,
-                       plain_text=True),
+        hub=HubDataset("karpathy/tiny_shakespeare", splits={"train": "train"}, label_column=None, plain_text=True),
     ),
 }
 
@@ -224,8 +230,10 @@ def _resolve_files(key: DataKey, split: str) -> ResolvedSource:
     if split not in key.local_files:
         hint = ""
         if split in EVALUATION_SPLITS and "train" in key.local_files:
-            hint = (" (it has no evaluation split: carve one from 'train', e.g. with "
-                    "build_pretraining_dataset's validation_fraction or datasets' train_test_split)")
+            hint = (
+                " (it has no evaluation split: carve one from 'train', e.g. with "
+                "build_pretraining_dataset's validation_fraction or datasets' train_test_split)"
+            )
         raise SeqlabUsageError(
             f"dataset {key.key!r} has no split {split!r}; its splits are {', '.join(key.splits)}{hint}"
         )
@@ -317,8 +325,13 @@ def _load_local(resolved: ResolvedSource) -> datasets.Dataset:
     if labelled:
         features["label"] = datasets.Value("int64")
     signature = file_signature(files)
-    gen_kwargs = {"files": list(files), "text_column": _text_column(resolved), "labelled": labelled,
-                  "drop_empty": not labelled, "signature": signature}
+    gen_kwargs = {
+        "files": list(files),
+        "text_column": _text_column(resolved),
+        "labelled": labelled,
+        "drop_empty": not labelled,
+        "signature": signature,
+    }
     if next(generate_rows(**gen_kwargs), None) is None:
         raise SeqlabUsageError(f"dataset {resolved.description} holds no texts; check the file or split")
     fingerprint = hashlib.sha256(json.dumps(gen_kwargs, sort_keys=True).encode()).hexdigest()[:24]

@@ -28,26 +28,37 @@ def build_app(run_dir: str | Path) -> gr.Blocks:
             columns, rows = inference.classify(run, text, budget)
         except DemoMessage as error:
             return _message(error), None
-        return (f"Each family's dev-selected classifier at {budget} labels, fine-tuned from its pretrained "
-                "language model or from scratch."), pd.DataFrame(rows, columns=columns)
+        return (
+            f"Each family's dev-selected classifier at {budget} labels, fine-tuned from its pretrained "
+            "language model or from scratch."
+        ), pd.DataFrame(rows, columns=columns)
 
     def generate(prompt, mode, max_new_tokens, seed):
         try:
             outputs = inference.generate(run, prompt, mode == "sampled", int(max_new_tokens), int(seed))
         except DemoMessage as error:
             return _message(error), "", "", None
-        speed = pd.DataFrame([[o["family"], o["new_tokens"], round(o["seconds"], 4), round(o["tokens_per_s"], 1)]
-                              for o in outputs], columns=["model", "new tokens", "seconds", "tokens/s"])
-        return (f"{mode} decoding with the cache (the recurrent state / the key-value cache), on this machine's "
-                "CPU."), outputs[0]["text"], outputs[1]["text"], speed
+        speed = pd.DataFrame(
+            [[o["family"], o["new_tokens"], round(o["seconds"], 4), round(o["tokens_per_s"], 1)] for o in outputs],
+            columns=["model", "new tokens", "seconds", "tokens/s"],
+        )
+        return (
+            (f"{mode} decoding with the cache (the recurrent state / the key-value cache), on this machine's CPU."),
+            outputs[0]["text"],
+            outputs[1]["text"],
+            speed,
+        )
 
     def fill_mask(text):
         try:
             filled, rows = inference.fill_mask(run, text)
         except DemoMessage as error:
             return _message(error), "", None
-        return "The encoder reads both sides of each mask.", filled, pd.DataFrame(
-            rows, columns=["mask", "rank", "token", "probability"])
+        return (
+            "The encoder reads both sides of each mask.",
+            filled,
+            pd.DataFrame(rows, columns=["mask", "rank", "token", "probability"]),
+        )
 
     def inside(text):
         try:
@@ -57,11 +68,23 @@ def build_app(run_dir: str | Path) -> gr.Blocks:
         except DemoMessage as error:
             return _message(error), None, None, None
         first = next(iter(grads.values()))
-        table = pd.DataFrame({"position": range(len(first["tokens"])), "token": first["tokens"],
-                              **{title: g["norms"] for title, g in grads.items()}})
-        return ("Gradient of the last token's loss with respect to each earlier input embedding: a recurrent "
+        table = pd.DataFrame(
+            {
+                "position": range(len(first["tokens"])),
+                "token": first["tokens"],
+                **{title: g["norms"] for title, g in grads.items()},
+            }
+        )
+        return (
+            (
+                "Gradient of the last token's loss with respect to each earlier input embedding: a recurrent "
                 "network's signal fades with distance (vanishing gradients), attention reaches every position "
-                "in one step."), plots.gradients_figure(grads), plots.attention_and_hidden_figure(attention, hidden), table
+                "in one step."
+            ),
+            plots.gradients_figure(grads),
+            plots.attention_and_hidden_figure(attention, hidden),
+            table,
+        )
 
     def results():
         try:
@@ -74,15 +97,22 @@ def build_app(run_dir: str | Path) -> gr.Blocks:
 
     budgets = run.budgets()
     with gr.Blocks(title="seqlab: LSTM vs Transformers") as demo:
-        gr.Markdown("# seqlab: LSTM vs Transformers, side by side\n"
-                    f"Models from `{run.root}`: "
-                    + (", ".join(m.title for m in run.language_models) or "no language models")
-                    + f"; {len(run.classifiers)} kept classifiers.")
+        gr.Markdown(
+            "# seqlab: LSTM vs Transformers, side by side\n"
+            f"Models from `{run.root}`: "
+            + (", ".join(m.title for m in run.language_models) or "no language models")
+            + f"; {len(run.classifiers)} kept classifiers."
+        )
         with gr.Tab("Classify"):
             with gr.Row():
                 text = gr.Textbox(EXAMPLE, label="Sentence", lines=2, scale=4)
-                budget = gr.Dropdown(budgets, value=budgets[-1] if budgets else None, label="labels fine-tuned on",
-                                     allow_custom_value=True, scale=1)  # a budget the run lacks gets a message
+                budget = gr.Dropdown(
+                    budgets,
+                    value=budgets[-1] if budgets else None,
+                    label="labels fine-tuned on",
+                    allow_custom_value=True,
+                    scale=1,
+                )  # a budget the run lacks gets a message
             button = gr.Button("Classify", variant="primary", elem_id="classify-submit")
             status = gr.Markdown()
             table = gr.Dataframe(label="Predictions", interactive=False, wrap=True)
@@ -99,8 +129,12 @@ def build_app(run_dir: str | Path) -> gr.Blocks:
                 recurrent_text = gr.Textbox(label="recurrent LM", lines=5)
                 decoder_text = gr.Textbox(label="decoder (GPT-style)", lines=5)
             speed = gr.Dataframe(label="Speed", interactive=False)
-            button.click(generate, [prompt, mode, max_tokens, seed], [status, recurrent_text, decoder_text, speed],
-                         api_name="generate")
+            button.click(
+                generate,
+                [prompt, mode, max_tokens, seed],
+                [status, recurrent_text, decoder_text, speed],
+                api_name="generate",
+            )
         with gr.Tab("Fill-mask"):
             text = gr.Textbox("The film was <mask> and the acting was superb .", label="Text with <mask>", lines=2)
             button = gr.Button("Fill", variant="primary")
@@ -113,8 +147,9 @@ def build_app(run_dir: str | Path) -> gr.Blocks:
             button = gr.Button("Look inside", variant="primary")
             status = gr.Markdown()
             gradient_plot = gr.Image(label="Gradient of the last token's loss", type="numpy", format="png")
-            attention_plot = gr.Image(label="Decoder attention | recurrent hidden-state norms", type="numpy",
-                                      format="png")
+            attention_plot = gr.Image(
+                label="Decoder attention | recurrent hidden-state norms", type="numpy", format="png"
+            )
             table = gr.Dataframe(label="Gradient norm per position", interactive=False)
             button.click(inside, [text], [status, gradient_plot, attention_plot, table], api_name="inside")
         with gr.Tab("Results"):

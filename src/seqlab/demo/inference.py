@@ -28,7 +28,11 @@ except ImportError:
     _REMOTE_CODE = True
 
 MAX_CHARS = 1000
-_AUTO = {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM, "classifier": AutoModelForSequenceClassification}
+_AUTO = {
+    "causal": AutoModelForCausalLM,
+    "masked": AutoModelForMaskedLM,
+    "classifier": AutoModelForSequenceClassification,
+}
 
 
 @functools.lru_cache(maxsize=32)
@@ -52,8 +56,10 @@ def encode(text: str, tokenizer, limit: int, room: int = 0) -> torch.Tensor:
     ids = tokenizer(text, return_tensors="pt")["input_ids"]
     if ids.shape[1] + room > limit:
         extra = f" plus {room} new tokens" if room else ""
-        raise DemoMessage(f"The text is {ids.shape[1]} tokens{extra}; these models take at most {limit} "
-                          "(max_position_embeddings). Shorten it" + (" or ask for fewer tokens." if room else "."))
+        raise DemoMessage(
+            f"The text is {ids.shape[1]} tokens{extra}; these models take at most {limit} "
+            "(max_position_embeddings). Shorten it" + (" or ask for fewer tokens." if room else ".")
+        )
     return ids
 
 
@@ -69,10 +75,26 @@ def classify(run: RunFolder, text: str, budget: str) -> tuple[list[str], list[li
         labels = labels or names
         best = int(probs.argmax())
         kept = classifier.kept
-        rows.append([classifier.family, classifier.arm, names[best], *[round(float(p), 4) for p in probs],
-                     _rounded(kept.get("metrics", {}).get("accuracy")), kept.get("seed"), kept.get("learning_rate")])
-    columns = ["family", "arm", "prediction", *[f"P({name})" for name in labels],
-               "validation accuracy of this run", "seed", "learning rate"]
+        rows.append(
+            [
+                classifier.family,
+                classifier.arm,
+                names[best],
+                *[round(float(p), 4) for p in probs],
+                _rounded(kept.get("metrics", {}).get("accuracy")),
+                kept.get("seed"),
+                kept.get("learning_rate"),
+            ]
+        )
+    columns = [
+        "family",
+        "arm",
+        "prediction",
+        *[f"P({name})" for name in labels],
+        "validation accuracy of this run",
+        "seed",
+        "learning rate",
+    ]
     return columns, rows
 
 
@@ -91,14 +113,25 @@ def generate(run: RunFolder, prompt: str, sampled: bool, max_new_tokens: int, se
         options = dict(do_sample=True, top_k=50, temperature=1.0) if sampled else dict(do_sample=False)
         started = time.perf_counter()
         with torch.no_grad():
-            sequences = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True,
-                                       max_new_tokens=int(max_new_tokens), pad_token_id=tokenizer.pad_token_id,
-                                       **options)
+            sequences = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                use_cache=True,
+                max_new_tokens=int(max_new_tokens),
+                pad_token_id=tokenizer.pad_token_id,
+                **options,
+            )
         seconds = time.perf_counter() - started
-        new = sequences[0, ids.shape[1]:]
-        out.append({"family": lm.title, "text": tokenizer.decode(new, skip_special_tokens=True),
-                    "new_tokens": int(new.numel()), "seconds": seconds,
-                    "tokens_per_s": new.numel() / seconds if seconds > 0 else float("nan")})
+        new = sequences[0, ids.shape[1] :]
+        out.append(
+            {
+                "family": lm.title,
+                "text": tokenizer.decode(new, skip_special_tokens=True),
+                "new_tokens": int(new.numel()),
+                "seconds": seconds,
+                "tokens_per_s": new.numel() / seconds if seconds > 0 else float("nan"),
+            }
+        )
     return out
 
 
@@ -147,7 +180,11 @@ def last_position_gradients(run: RunFolder, text: str) -> dict:
         predicting = logits[0, -1] if lm.kind == "encoder" else logits[0, -2]
         F.cross_entropy(predicting[None], target[None]).backward()
         norms = embeds.grad[0].norm(dim=-1)[:-1]  # positions before the predicted token
-        out[lm.title] = {"tokens": _tokens(tokenizer, ids)[:-1], "norms": norms.tolist(), "target": _tokens(tokenizer, ids)[-1]}
+        out[lm.title] = {
+            "tokens": _tokens(tokenizer, ids)[:-1],
+            "norms": norms.tolist(),
+            "target": _tokens(tokenizer, ids)[-1],
+        }
     return out
 
 
@@ -158,8 +195,11 @@ def decoder_attention(run: RunFolder, text: str) -> dict:
     ids = encode(text, tokenizer, position_limit(model))
     with torch.no_grad():
         attentions = model(input_ids=ids, output_attentions=True).attentions
-    return {"title": lm.title, "tokens": _tokens(tokenizer, ids),
-            "weights": torch.stack([a[0].mean(0) for a in attentions]).tolist()}
+    return {
+        "title": lm.title,
+        "tokens": _tokens(tokenizer, ids),
+        "weights": torch.stack([a[0].mean(0) for a in attentions]).tolist(),
+    }
 
 
 def recurrent_hidden_norms(run: RunFolder, text: str) -> dict:

@@ -67,16 +67,20 @@ class RunFolder:
     # --- what each tab needs, or the message that says how to get it
     def experiment_command(self) -> str:
         if (self.root / "experiment.yaml").is_file():
-            return (f"`python scripts/transfer_gap.py --config {self.root / 'experiment.yaml'} "
-                    f"--output_dir {self.root}` (from the seqlab repository)")
+            return (
+                f"`python scripts/transfer_gap.py --config {self.root / 'experiment.yaml'} "
+                f"--output_dir {self.root}` (from the seqlab repository)"
+            )
         return "`make experiment` (from the seqlab repository; it writes runs/transfer_gap_tiny)"
 
     def language_model(self, kind: str) -> LanguageModel:
         for model in self.language_models:
             if model.kind == kind:
                 return model
-        raise DemoMessage(f"{self.root} holds no {kind} language model under pretrain/: {self.experiment_command()} "
-                          "pretrains one per family.")
+        raise DemoMessage(
+            f"{self.root} holds no {kind} language model under pretrain/: {self.experiment_command()} "
+            "pretrains one per family."
+        )
 
     def budgets(self) -> list[str]:
         found = {c.budget for c in self.classifiers}
@@ -91,10 +95,18 @@ class RunFolder:
             )
         chosen = [c for c in self.classifiers if c.budget == str(budget)]
         if not chosen:
-            raise DemoMessage(f"no classifiers for a budget of {budget} labels; this run kept: {', '.join(self.budgets())}.")
+            raise DemoMessage(
+                f"no classifiers for a budget of {budget} labels; this run kept: {', '.join(self.budgets())}."
+            )
         family_rank = {m.name: i for i, m in enumerate(self.language_models)}
-        return sorted(chosen, key=lambda c: (family_rank.get(c.family, len(family_rank)), c.family,
-                                             ARM_ORDER.index(c.arm) if c.arm in ARM_ORDER else len(ARM_ORDER)))
+        return sorted(
+            chosen,
+            key=lambda c: (
+                family_rank.get(c.family, len(family_rank)),
+                c.family,
+                ARM_ORDER.index(c.arm) if c.arm in ARM_ORDER else len(ARM_ORDER),
+            ),
+        )
 
     def results_files(self) -> dict[str, Path]:
         if not (self.root / "summary.md").is_file():

@@ -17,8 +17,17 @@ from .runfolder import PLOTS, RunFolder
 
 DEMO_MODULES = ("__init__.py", "runfolder.py", "inference.py", "plots.py", "app.py")
 # what the Space installs besides the standard library: the demo's imports and what they load with
-REQUIREMENTS = ("gradio", "torch", "transformers", "tokenizers", "safetensors", "huggingface_hub", "numpy", "pandas",
-                "matplotlib")
+REQUIREMENTS = (
+    "gradio",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "safetensors",
+    "huggingface_hub",
+    "numpy",
+    "pandas",
+    "matplotlib",
+)
 RESULT_FILES = ("summary.md", "summary.csv", "report.md", *PLOTS)
 
 APP = '''"""seqlab demo: LSTM vs Transformers side by side (a Hugging Face Space written by scripts/push_space.py)."""
@@ -77,15 +86,19 @@ def _pinned(name: str) -> str:
     try:
         installed = version(name)
     except PackageNotFoundError as error:
-        raise SeqlabUsageError(f"{name} is not installed, so the Space cannot pin it: pip install -e \".[demo]\"") from error
+        raise SeqlabUsageError(
+            f'{name} is not installed, so the Space cannot pin it: pip install -e ".[demo]"'
+        ) from error
     return f"{name}=={installed.split('+')[0]}"  # torch 2.13.0+cpu -> 2.13.0: the local tag is not on PyPI
 
 
 def _copy_model(source: Path, target: Path) -> None:
     names = [p.name for p in source.iterdir() if p.is_file() and (is_whitelisted(p.name) or p.name == "kept.json")]
     if not any(name.startswith("modeling_") for name in names):
-        raise SeqlabUsageError(f"{source} carries no modeling_*.py, so it cannot load without seqlab: re-save it with "
-                               "seqlab's save_pretrained (every seqlab training run does).")
+        raise SeqlabUsageError(
+            f"{source} carries no modeling_*.py, so it cannot load without seqlab: re-save it with "
+            "seqlab's save_pretrained (every seqlab training run does)."
+        )
     target.mkdir(parents=True)
     for name in names:
         if name != "README.md":
@@ -117,8 +130,10 @@ def write_space(run_dir: str | Path, output_dir: str | Path) -> list[str]:
         for model in run.language_models:
             _copy_model(model.path, staging / "run" / "pretrain" / model.name)
         for classifier in run.classifiers:
-            _copy_model(classifier.path, staging / "run" / "classifiers" / classifier.family / classifier.arm /
-                        f"n{classifier.budget}")
+            _copy_model(
+                classifier.path,
+                staging / "run" / "classifiers" / classifier.family / classifier.arm / f"n{classifier.budget}",
+            )
         for name in RESULT_FILES:
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, staging / "run" / name)
@@ -126,11 +141,18 @@ def write_space(run_dir: str | Path, output_dir: str | Path) -> list[str]:
         (staging / "requirements.txt").write_text("\n".join(_pinned(n) for n in REQUIREMENTS) + "\n", encoding="utf-8")
         summary = run_dir / "summary.md"
         task = next((c.kept["run_id"].split("/")[0] for c in run.classifiers if "run_id" in c.kept), "the task")
-        (staging / "README.md").write_text(README.format(
-            gradio=version("gradio"), python=f"{sys.version_info.major}.{sys.version_info.minor}",
-            models=", ".join(m.title for m in run.language_models), task=task,
-            summary=summary.read_text(encoding="utf-8") if summary.is_file() else "(no summary.md in the run folder)",
-        ), encoding="utf-8")
+        (staging / "README.md").write_text(
+            README.format(
+                gradio=version("gradio"),
+                python=f"{sys.version_info.major}.{sys.version_info.minor}",
+                models=", ".join(m.title for m in run.language_models),
+                task=task,
+                summary=summary.read_text(encoding="utf-8")
+                if summary.is_file()
+                else "(no summary.md in the run folder)",
+            ),
+            encoding="utf-8",
+        )
         if output_dir.exists():
             output_dir.rmdir()
         staging.rename(output_dir)

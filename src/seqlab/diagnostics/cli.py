@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .config import load_config
 from .report import command_line, resolve_device
@@ -40,10 +40,16 @@ def diagnose_parser() -> argparse.ArgumentParser:
         "(gradient-flow), long-range memory (long-range) and parallelism (speed-vs-length).",
     )
     parser.add_argument("diagnostic", choices=list(COMMANDS), help="which measurement to run")
-    parser.add_argument("--config", default=None,
-                        help="diagnostics YAML (configs/diagnostics/tiny|default|gpu.yaml); default: the CPU default size")
-    parser.add_argument("--output_dir", default=None,
-                        help="folder for the JSON, PNG and summary.md (default: results/diagnostics/<diagnostic>)")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="diagnostics YAML (configs/diagnostics/tiny|default|gpu.yaml); default: the CPU default size",
+    )
+    parser.add_argument(
+        "--output_dir",
+        default=None,
+        help="folder for the JSON, PNG and summary.md (default: results/diagnostics/<diagnostic>)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     return parser
 
@@ -56,8 +62,10 @@ def diagnose_main(argv: list[str] | None = None) -> int:
     output_dir = Path(args.output_dir) if args.output_dir else DEFAULT_OUTPUT_ROOT / section
     started = time.perf_counter()
     _runner(section)(config, output_dir, device, command_line())
-    print(f"{args.diagnostic}: wrote {output_dir}/{section}.json, {section}.png and summary.md "
-          f"in {time.perf_counter() - started:.0f} s")
+    print(
+        f"{args.diagnostic}: wrote {output_dir}/{section}.json, {section}.png and summary.md "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
     return 0
 
 
@@ -67,8 +75,11 @@ def worked_example_main(argv: list[str] | None = None) -> int:
         description="Walk through the seed's worked example (000, Part 1) with the real RecurrentForCausalLM: "
         "h_1..h_3, logits, softmax, loss and the first BPTT gradients from autograd, next to the seed's numbers.",
     )
-    parser.add_argument("--output_dir", default=None,
-                        help="also write worked_example.json and summary.md (with provenance) into this folder")
+    parser.add_argument(
+        "--output_dir",
+        default=None,
+        help="also write worked_example.json and summary.md (with provenance) into this folder",
+    )
     args = parser.parse_args(argv)
     from .worked_example import TOLERANCE, render, walk_through, write_worked_example
 

@@ -118,7 +118,9 @@ def load_config(path: str | Path | None) -> DiagnosticsConfig:
     except yaml.YAMLError as error:
         raise SeqlabUsageError(f"diagnostics config {str(path)!r} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
-        raise SeqlabUsageError(f"diagnostics config {str(path)!r} must be a mapping of sections, got {type(raw).__name__}")
+        raise SeqlabUsageError(
+            f"diagnostics config {str(path)!r} must be a mapping of sections, got {type(raw).__name__}"
+        )
     config = _build(DiagnosticsConfig, raw, where=str(path))
     validate(config, where=str(path))
     return config
@@ -144,8 +146,10 @@ def _build(cls, raw: dict[str, Any], where: str):
 
 
 def _positive_ints(where: str, name: str, values) -> None:
-    if not isinstance(values, list) or not values or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+    if (
+        not isinstance(values, list)
+        or not values
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
     ):
         raise SeqlabUsageError(f"{where}: `{name}` must be a non-empty list of positive integers, got {values!r}")
 
@@ -189,18 +193,30 @@ def validate(config: DiagnosticsConfig, where: str = "diagnostics config") -> No
 
     recall = config.long_range
     _positive_ints(where, "long_range.distances", recall.distances)
-    for name in ("num_keys", "num_fillers", "target_parameters", "batch_size", "max_steps", "eval_every",
-                 "eval_size", "test_size"):
+    for name in (
+        "num_keys",
+        "num_fillers",
+        "target_parameters",
+        "batch_size",
+        "max_steps",
+        "eval_every",
+        "eval_size",
+        "test_size",
+    ):
         _positive(where, f"long_range.{name}", getattr(recall, name))
     if not isinstance(recall.max_prefix, int) or recall.max_prefix < 0:
         raise SeqlabUsageError(f"{where}: long_range.max_prefix must be an integer >= 0, got {recall.max_prefix!r}")
     if not 0 < recall.solved_accuracy <= 1:
-        raise SeqlabUsageError(f"{where}: long_range.solved_accuracy must lie in (0, 1], got {recall.solved_accuracy!r}")
+        raise SeqlabUsageError(
+            f"{where}: long_range.solved_accuracy must lie in (0, 1], got {recall.solved_accuracy!r}"
+        )
     if not isinstance(recall.learning_rates, dict):
         raise SeqlabUsageError(f"{where}: long_range.learning_rates must map model names to lists of rates")
     for model, rates in {**recall.learning_rates, "default_learning_rates": recall.default_learning_rates}.items():
-        if not isinstance(rates, list) or not rates or not all(
-            isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in rates
+        if (
+            not isinstance(rates, list)
+            or not rates
+            or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in rates)
         ):
             raise SeqlabUsageError(
                 f"{where}: long_range learning rates for {model!r} must be a non-empty list of positive numbers, "

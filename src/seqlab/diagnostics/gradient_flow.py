@@ -229,7 +229,9 @@ def run_gradient_flow(
     }
     payload["key_numbers"] = key_numbers(payload)
     payload["provenance"] = provenance(device, command, time.perf_counter() - started)
-    write_outputs(Path(output_dir), "gradient_flow", payload, gradient_flow_summary(payload), plot_gradient_flow(payload))
+    write_outputs(
+        Path(output_dir), "gradient_flow", payload, gradient_flow_summary(payload), plot_gradient_flow(payload)
+    )
     return payload
 
 
@@ -292,8 +294,10 @@ def claim_findings(payload: dict[str, Any]) -> list[str]:
         lines += [f"  - {models[n]['label']}: " + "; ".join(both(n, p) for p in PHASES) + "." for n in vanilla]
     gated = [name for name in ("lstm", "gru", "irnn") if name in models]
     if gated and "rnn_tanh" in models:
-        lines.append(f"- *LSTM and GRU gates keep the gradient alive.* g({far})/g(1) of ||dL_T/dx_t||, against "
-                     "the tanh RNN with the same (seqlab) initialisation:")
+        lines.append(
+            f"- *LSTM and GRU gates keep the gradient alive.* g({far})/g(1) of ||dL_T/dx_t||, against "
+            "the tanh RNN with the same (seqlab) initialisation:"
+        )
         for name in gated:
             parts = []
             for phase in PHASES:
@@ -306,7 +310,9 @@ def claim_findings(payload: dict[str, Any]) -> list[str]:
                 elif mine >= VANISHED and plain >= VANISHED:
                     parts.append(f"{WHEN[phase]} neither decays by orders of magnitude ({pair})")
                 else:
-                    parts.append(f"{WHEN[phase]} it decays {'less' if mine > plain else 'more'} than the tanh RNN ({pair})")
+                    parts.append(
+                        f"{WHEN[phase]} it decays {'less' if mine > plain else 'more'} than the tanh RNN ({pair})"
+                    )
             lines.append(f"  - {models[name]['label']}: " + "; ".join(parts) + ".")
     if "decoder" in models:
         lines.append(
@@ -345,15 +351,22 @@ def gradient_flow_summary(payload: dict[str, Any]) -> str:
             for phase in PHASES:
                 values = numbers[name][f"{phase}_{kind}"]
                 ratio = values["ratio_far_to_1"]
-                yield [entry["label"], WHEN[phase], entry[phase]["held_out_loss"]] + [
-                    scientific(values["at_distance"][str(d)]) for d in distances
-                ] + ["n/a" if ratio is None else scientific(ratio)]
+                yield (
+                    [entry["label"], WHEN[phase], entry[phase]["held_out_loss"]]
+                    + [scientific(values["at_distance"][str(d)]) for d in distances]
+                    + ["n/a" if ratio is None else scientific(ratio)]
+                )
 
     params = markdown_table(
         ["model", "hidden size", "parameters (non-embedding)", "training loss first -> last", "training time"],
         [
-            [e["label"], e["hidden_size"], f"{e['parameters']['total']:,} ({e['parameters']['non_embedding']:,})",
-             f"{e['training']['first_loss']} -> {e['training']['last_loss']}", f"{e['training']['seconds']} s"]
+            [
+                e["label"],
+                e["hidden_size"],
+                f"{e['parameters']['total']:,} ({e['parameters']['non_embedding']:,})",
+                f"{e['training']['first_loss']} -> {e['training']['last_loss']}",
+                f"{e['training']['seconds']} s",
+            ]
             for e in models.values()
         ],
     )
@@ -409,7 +422,9 @@ def plot_gradient_flow(payload: dict[str, Any]):
         for row, (kind, title) in enumerate((("input", "||dL_T/dx_t||"), ("hidden", "||dL_T/dh_t||"))):
             ax = axes[row][column]
             for entry in payload["models"].values():
-                series = [v if v > 0 and math.isfinite(v) else float("nan") for v in entry[phase][f"{kind}_gradient_norm"]]
+                series = [
+                    v if v > 0 and math.isfinite(v) else float("nan") for v in entry[phase][f"{kind}_gradient_norm"]
+                ]
                 ax.plot(distance, series, label=entry["label"], linewidth=1.4)
             ax.set_yscale("log")
             ax.set_title(f"{title} {WHEN[phase]}")

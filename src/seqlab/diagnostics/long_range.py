@@ -83,9 +83,9 @@ def train_recall(
     name: str, hidden_size: int, learning_rate: float, task: RecallTask, config: LongRangeConfig, seed: int, device
 ) -> tuple[Any, dict[str, Any]]:
     """Train one model at one learning rate; returns (model, record of the run)."""
-    model = build_model(
-        name, task.vocab_size, hidden_size, config.shape, task.max_length(config.distances), seed
-    ).to(device)
+    model = build_model(name, task.vocab_size, hidden_size, config.shape, task.max_length(config.distances), seed).to(
+        device
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
     generator = torch.Generator().manual_seed(seed + 10)
     started = time.perf_counter()
@@ -108,7 +108,7 @@ def train_recall(
             validation = accuracy_by_distance(model, task, config.distances, config.eval_size, seed + 20, device)
             if min(validation) >= config.solved_accuracy:
                 break
-    window = losses[-min(50, len(losses)):] if math.isfinite(losses[-1]) else losses[-1:]
+    window = losses[-min(50, len(losses)) :] if math.isfinite(losses[-1]) else losses[-1:]
     record = {
         "learning_rate": learning_rate,
         "steps": steps,
@@ -210,7 +210,9 @@ def long_range_findings(payload: dict[str, Any]) -> list[str]:
             )
         if chosen["solved"]:
             verdict += f"; its validation set was solved after {chosen['steps']} training steps"
-        lines.append(f"**{entry['label']}** ({entry['parameters']['non_embedding']:,} non-embedding parameters): {verdict}.")
+        lines.append(
+            f"**{entry['label']}** ({entry['parameters']['non_embedding']:,} non-embedding parameters): {verdict}."
+        )
     return lines
 
 
@@ -218,15 +220,25 @@ def long_range_summary(payload: dict[str, Any]) -> str:
     config = payload["config"]
     distances = payload["distances"]
     rows = [
-        [entry["label"], entry["hidden_size"], f"{entry['parameters']['non_embedding']:,}",
-         f"{entry['parameters']['total']:,}", entry["chosen_learning_rate"]]
+        [
+            entry["label"],
+            entry["hidden_size"],
+            f"{entry['parameters']['non_embedding']:,}",
+            f"{entry['parameters']['total']:,}",
+            entry["chosen_learning_rate"],
+        ]
         + [f"{a:.2f}" for a in entry["test_accuracy"]]
         for entry in payload["models"].values()
     ]
     runs = [
-        [entry["label"], run["learning_rate"], run["steps"], run["seconds"],
-         "NaN" if run["last_training_loss"] is None else run["last_training_loss"],
-         "yes" if run["solved"] else ("no (diverged)" if run["diverged"] else "no")]
+        [
+            entry["label"],
+            run["learning_rate"],
+            run["steps"],
+            run["seconds"],
+            "NaN" if run["last_training_loss"] is None else run["last_training_loss"],
+            "yes" if run["solved"] else ("no (diverged)" if run["diverged"] else "no"),
+        ]
         for entry in payload["models"].values()
         for run in entry["runs"]
     ]
@@ -258,8 +270,9 @@ def long_range_summary(payload: dict[str, Any]) -> str:
         "",
         "## Test accuracy by distance k",
         "",
-        markdown_table(["model", "hidden size", "non-embedding params", "total params", "lr"]
-                       + [f"k={d}" for d in distances], rows),
+        markdown_table(
+            ["model", "hidden size", "non-embedding params", "total params", "lr"] + [f"k={d}" for d in distances], rows
+        ),
         "## Training runs",
         "",
         markdown_table(["model", "lr", "steps", "seconds", "final training loss", "validation solved"], runs),
@@ -274,9 +287,15 @@ def plot_long_range(payload: dict[str, Any]):
     markers = "osD^vx*"
     for index, entry in enumerate(payload["models"].values()):
         # distinct markers shrinking in size keep curves that coincide (all at 1.0) visible
-        ax.plot(payload["distances"], entry["test_accuracy"], marker=markers[index % len(markers)],
-                markersize=max(3, 11 - 2 * index), alpha=0.85, markerfacecolor="none" if index % 2 else None,
-                label=f"{entry['label']} ({entry['parameters']['non_embedding'] / 1000:.0f}k params)")
+        ax.plot(
+            payload["distances"],
+            entry["test_accuracy"],
+            marker=markers[index % len(markers)],
+            markersize=max(3, 11 - 2 * index),
+            alpha=0.85,
+            markerfacecolor="none" if index % 2 else None,
+            label=f"{entry['label']} ({entry['parameters']['non_embedding'] / 1000:.0f}k params)",
+        )
     ax.axhline(payload["chance_accuracy"], color="grey", linestyle="--", label="chance")
     ax.set_xscale("log")
     ax.set_xlabel("distance k from the key to the query")

@@ -90,9 +90,7 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     return {"total": total, "non_embedding": total - embedding}
 
 
-def matched_hidden_size(
-    name: str, target_parameters: int, vocab_size: int, shape: ModelShape, max_length: int
-) -> int:
+def matched_hidden_size(name: str, target_parameters: int, vocab_size: int, shape: ModelShape, max_length: int) -> int:
     """The hidden size whose non-embedding parameter count is closest to `target_parameters`.
 
     Non-embedding parameters grow monotonically with the hidden size, so a bisection over multiples

@@ -13,8 +13,9 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -84,8 +85,7 @@ def provenance_markdown(prov: dict[str, Any]) -> str:
         "",
         f"- Command: `{prov['command']}`",
         f"- Machine: {machine_line(prov)}",
-        f"- Versions: python {v['python']}, torch {v['torch']}, transformers {v['transformers']}, "
-        f"seqlab {v['seqlab']}",
+        f"- Versions: python {v['python']}, torch {v['torch']}, transformers {v['transformers']}, seqlab {v['seqlab']}",
         f"- Date: {prov['date']}; wall time {prov['wall_seconds']} s",
     ]
     if prov.get("git_commit"):
@@ -141,8 +141,7 @@ def pyplot():
         import matplotlib
     except ImportError:
         raise SeqlabUsageError(
-            "the diagnostics draw their plots with matplotlib, which is not installed: "
-            "pip install 'seqlab[plots]'"
+            "the diagnostics draw their plots with matplotlib, which is not installed: pip install 'seqlab[plots]'"
         ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -132,13 +132,13 @@ def speed_findings(payload: dict[str, Any]) -> list[str]:
             )
             lines.append(f"At L = {lengths[index]}, recurrent time relative to the decoder: {ratios}.")
         faster = [
-            e["label"] for e in recurrent.values()
-            if e["seconds"][HEADLINE][-1] < decoder["seconds"][HEADLINE][-1]
+            e["label"] for e in recurrent.values() if e["seconds"][HEADLINE][-1] < decoder["seconds"][HEADLINE][-1]
         ]
         if faster:
             lines.append(
                 f"The claim that the Transformer trains faster does not hold here at L = {lengths[-1]} against: "
-                + ", ".join(faster) + "."
+                + ", ".join(faster)
+                + "."
             )
         else:
             lines.append(f"The decoder is the fastest model at L = {lengths[-1]}, as the seeds claim.")
@@ -156,10 +156,14 @@ def speed_summary(payload: dict[str, Any]) -> str:
         for entry in payload["models"].values()
     ]
     medians = [
-        [entry["label"]] + [
+        [entry["label"]]
+        + [
             f"{t * 1000:.1f} ({f * 1000:.1f} + {b * 1000:.1f})"
-            for t, f, b in zip(entry["seconds"]["total_median"], entry["seconds"]["forward_median"],
-                               entry["seconds"]["backward_median"])
+            for t, f, b in zip(
+                entry["seconds"]["total_median"],
+                entry["seconds"]["forward_median"],
+                entry["seconds"]["backward_median"],
+            )
         ]
         for entry in payload["models"].values()
     ]
@@ -194,8 +198,9 @@ def speed_summary(payload: dict[str, Any]) -> str:
     text += [
         "## Forward + backward time (ms, fastest run)",
         "",
-        markdown_table(["model", "hidden size", "non-embedding params"] + [f"L={n}" for n in lengths]
-                       + ["slope (log-log)"], rows),
+        markdown_table(
+            ["model", "hidden size", "non-embedding params"] + [f"L={n}" for n in lengths] + ["slope (log-log)"], rows
+        ),
         "## Median time (ms): total (forward + backward)",
         "",
         markdown_table(["model"] + [f"L={n}" for n in lengths], medians),
@@ -212,8 +217,13 @@ def plot_speed(payload: dict[str, Any]):
     figure, ax = plt.subplots(figsize=(8, 5))
     for entry in payload["models"].values():
         style = "-" if entry["family"] == "recurrent" else "--"
-        ax.plot(payload["lengths"], [s * 1000 for s in entry["seconds"][HEADLINE]], style, marker="o",
-                label=f"{entry['label']} (slope {entry['loglog_slope']:.2f})")
+        ax.plot(
+            payload["lengths"],
+            [s * 1000 for s in entry["seconds"][HEADLINE]],
+            style,
+            marker="o",
+            label=f"{entry['label']} (slope {entry['loglog_slope']:.2f})",
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("sequence length L")

@@ -123,7 +123,9 @@ def walk_through() -> list[Step]:
     seed_da1 = (1 - s["h_1"] ** 2) * seed_dh1
     one_hot = torch.eye(4)
     seed_dw_hh = torch.outer(seed_da3, s["h_2"]) + torch.outer(seed_da2, s["h_1"])  # h_0 = 0 adds nothing
-    seed_dw_xh = torch.outer(seed_da3, one_hot[2]) + torch.outer(seed_da2, one_hot[1]) + torch.outer(seed_da1, one_hot[0])
+    seed_dw_xh = (
+        torch.outer(seed_da3, one_hot[2]) + torch.outer(seed_da2, one_hot[1]) + torch.outer(seed_da1, one_hot[0])
+    )
 
     printed = "printed by the seed"
     return [
@@ -137,18 +139,38 @@ def walk_through() -> list[Step]:
         Step("P(D) = softmax(o_3)[D]", probabilities[3], s["P(D)"], printed),
         Step("loss = -log P(D) (the model's own loss)", out.loss.detach(), s["loss"], printed),
         Step("dL/do_3 = y_pred - y_true", out.logits.grad[0, 2], s["dL/do_3"], printed),
-        Step("dL/dW_hy = δo_3 h_3ᵀ", grads["lm_head.weight"], torch.outer(s["dL/do_3"], s["h_3"]),
-             "the seed's formula (Step 2) on its printed δo_3 and h_3"),
+        Step(
+            "dL/dW_hy = δo_3 h_3ᵀ",
+            grads["lm_head.weight"],
+            torch.outer(s["dL/do_3"], s["h_3"]),
+            "the seed's formula (Step 2) on its printed δo_3 and h_3",
+        ),
         Step("dL/db_y = δo_3", grads["lm_head.bias"], s["dL/do_3"], "the seed's formula (Step 2)"),
         Step("dL/dh_3 = W_hyᵀ δo_3", states[2].grad[0], seed_dh3, "the seed's formula (Step 3) on its numbers"),
-        Step("dL/dh_2 = W_hhᵀ [(1 - h_3²) ⊙ δh_3]", states[1].grad[0], seed_dh2,
-             "Step 4 (described in words), evaluated on the seed's numbers"),
-        Step("dL/dh_1 = W_hhᵀ [(1 - h_2²) ⊙ δh_2]", states[0].grad[0], seed_dh1,
-             "Step 4 (described in words), evaluated on the seed's numbers"),
-        Step("dL/dW_hh = Σ_t δa_t h_{t-1}ᵀ", grads["model.layers.0.weight_hh_l0"], seed_dw_hh,
-             "Step 4 (described in words), evaluated on the seed's numbers"),
-        Step("dL/dW_xh = Σ_t δa_t x_tᵀ", grads["model.layers.0.weight_ih_l0"], seed_dw_xh,
-             "Step 4 (described in words), evaluated on the seed's numbers"),
+        Step(
+            "dL/dh_2 = W_hhᵀ [(1 - h_3²) ⊙ δh_3]",
+            states[1].grad[0],
+            seed_dh2,
+            "Step 4 (described in words), evaluated on the seed's numbers",
+        ),
+        Step(
+            "dL/dh_1 = W_hhᵀ [(1 - h_2²) ⊙ δh_2]",
+            states[0].grad[0],
+            seed_dh1,
+            "Step 4 (described in words), evaluated on the seed's numbers",
+        ),
+        Step(
+            "dL/dW_hh = Σ_t δa_t h_{t-1}ᵀ",
+            grads["model.layers.0.weight_hh_l0"],
+            seed_dw_hh,
+            "Step 4 (described in words), evaluated on the seed's numbers",
+        ),
+        Step(
+            "dL/dW_xh = Σ_t δa_t x_tᵀ",
+            grads["model.layers.0.weight_ih_l0"],
+            seed_dw_xh,
+            "Step 4 (described in words), evaluated on the seed's numbers",
+        ),
     ]
 
 
@@ -206,8 +228,13 @@ def write_worked_example(steps: list[Step], text: str, output_dir: Path, command
         "description": "the seed's worked example (000, Part 1) computed by RecurrentForCausalLM and autograd",
         "tolerance": TOLERANCE,
         "steps": [
-            {"name": step.name, "model": step.model.detach().tolist(), "seed": step.seed.tolist(),
-             "seed_source": step.source, "max_abs_difference": step.difference}
+            {
+                "name": step.name,
+                "model": step.model.detach().tolist(),
+                "seed": step.seed.tolist(),
+                "seed_source": step.source,
+                "max_abs_difference": step.difference,
+            }
             for step in steps
         ],
         "provenance": prov,

@@ -57,7 +57,9 @@ class FinetuneRun:
 
     @property
     def run_id(self) -> str:
-        return f"{self.task}/{self.family}/{self.init}/n{self.num_train_examples}/seed{self.seed}/lr{self.learning_rate:g}"
+        return (
+            f"{self.task}/{self.family}/{self.init}/n{self.num_train_examples}/seed{self.seed}/lr{self.learning_rate:g}"
+        )
 
 
 @dataclass
@@ -111,8 +113,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     unknown = sorted(set(raw) - set(_KEYS))
     if unknown:
         raise SeqlabUsageError(
-            f"unknown key(s) {unknown} in {path}; valid keys: "
-            + "; ".join(f"{k} ({v})" for k, v in _KEYS.items())
+            f"unknown key(s) {unknown} in {path}; valid keys: " + "; ".join(f"{k} ({v})" for k, v in _KEYS.items())
         )
     for key in ("families", "label_budgets", "seeds", "learning_rates"):
         if not raw.get(key):
@@ -131,8 +132,9 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
             raise SeqlabUsageError(f"{path}: label budget {n!r} must be a positive integer or 'all'.")
     lrs = _learning_rate_grids(path, raw["learning_rates"], families, inits)
     finetune_steps = raw.get("finetune_steps")
-    if finetune_steps is not None and (isinstance(finetune_steps, bool) or not isinstance(finetune_steps, int)
-                                       or finetune_steps < 1):
+    if finetune_steps is not None and (
+        isinstance(finetune_steps, bool) or not isinstance(finetune_steps, int) or finetune_steps < 1
+    ):
         raise SeqlabUsageError(f"{path}: `finetune_steps` must be a positive integer, got {finetune_steps!r}.")
     dev_examples = raw.get("dev_examples", DEFAULT_DEV_EXAMPLES)
     if isinstance(dev_examples, bool) or not isinstance(dev_examples, int) or dev_examples < 2:
@@ -179,7 +181,8 @@ def _learning_rate_grids(path: Path, raw, families: dict, inits: list[str]) -> d
             if unknown or absent:
                 raise SeqlabUsageError(
                     f"{path}: learning_rates.{family} must give a grid for each arm of {inits}"
-                    + (f"; unknown arm(s) {unknown}" if unknown else "") + (f"; missing {absent}" if absent else "")
+                    + (f"; unknown arm(s) {unknown}" if unknown else "")
+                    + (f"; missing {absent}" if absent else "")
                 )
             grids[family] = {arm: value[arm] for arm in inits}
         else:
@@ -206,12 +209,19 @@ def _seeds_per_budget(path: Path, raw, budgets: list) -> dict:
     if unknown or missing:
         raise SeqlabUsageError(
             f"{path}: `seeds` as a mapping needs one list per label budget of {budgets}"
-            + (f"; not a budget: {unknown}" if unknown else "") + (f"; missing {missing}" if missing else "")
+            + (f"; not a budget: {unknown}" if unknown else "")
+            + (f"; missing {missing}" if missing else "")
         )
     seeds = {}
     for n in budgets:
         values = by_name[str(n)]
-        if not isinstance(values, list) or not values or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
-            raise SeqlabUsageError(f"{path}: seeds for budget {n} must be a non-empty list of integers, got {values!r}.")
+        if (
+            not isinstance(values, list)
+            or not values
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in values)
+        ):
+            raise SeqlabUsageError(
+                f"{path}: seeds for budget {n} must be a non-empty list of integers, got {values!r}."
+            )
         seeds[n] = list(values)
     return seeds

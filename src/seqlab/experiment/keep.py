@@ -29,8 +29,12 @@ def selected_records(records: list[dict], metric: str = "accuracy") -> list[dict
     cells = select_cells(records, metric)
     chosen = []
     for (task, family, init, n), cell in sorted(cells.items(), key=lambda kv: str(kv[0])):
-        runs = [r for r in records if (r["task"], r["family"], r["init"], int(r["num_train_examples"])) ==
-                (task, family, init, n) and r["learning_rate"] == cell["learning_rate"]]
+        runs = [
+            r
+            for r in records
+            if (r["task"], r["family"], r["init"], int(r["num_train_examples"])) == (task, family, init, n)
+            and r["learning_rate"] == cell["learning_rate"]
+        ]
         split = "dev_metrics" if cell["selected_on"] == "dev" else "metrics"
         chosen.append(max(runs, key=lambda r: (r[split][metric], -r["seed"])))
     return chosen

@@ -194,16 +194,24 @@ def markdown_table(rows: list[dict]) -> str:
             if r.get(f"{init}_lr_at_edge"):
                 cells[init] += " †"
                 edges.append(init)
-        line = f"| {r['task']} | {r['family']} | {r['num_train_examples']} | {cells['pretrained']} | {cells['scratch']} | "
+        line = (
+            f"| {r['task']} | {r['family']} | {r['num_train_examples']} | {cells['pretrained']} | {cells['scratch']} | "
+        )
         line += f"{_fmt_gap(r, 'gap')} |"
         for init in optional:
             line += f" {cells[init]} | {_fmt_gap(r, [c for c, (arm, _) in GAPS.items() if arm == init][0])} |"
         lines.append(line)
     lines.append("")
     paired = any(r.get("gap_paired") for r in rows)
-    lines.append("Cells: validation accuracy, mean ± std over seeds [95% t-interval half-width]; gap: 95% interval, "
-                 + ("paired by seed (a seed fixes the label subset of every arm) where both arms ran the same seeds, "
-                    "else Welch." if paired else "Welch."))
+    lines.append(
+        "Cells: validation accuracy, mean ± std over seeds [95% t-interval half-width]; gap: 95% interval, "
+        + (
+            "paired by seed (a seed fixes the label subset of every arm) where both arms ran the same seeds, "
+            "else Welch."
+            if paired
+            else "Welch."
+        )
+    )
     if edges:
         lines.append("†: the selected learning rate lies at the edge of the arm's grid (the optimum may lie beyond).")
     return "\n".join(lines)
@@ -222,9 +230,18 @@ def gap_differences(rows: list[dict], records: list[dict], metric: str = "accura
             key = lambda r, init: cells[(r["task"], r["family"], init, r["num_train_examples"])]  # noqa: E731
             first, second = (key(r1, "pretrained"), key(r1, "scratch")), (key(r2, "pretrained"), key(r2, "scratch"))
             diff = _paired_gap_difference(first, second) or {
-                **difference_of_gaps(*(c["scores"] for c in (*first, *second))), "paired": False}
-            out.append({"task": r1["task"], "num_train_examples": r1["num_train_examples"], "first": r1["family"],
-                        "second": r2["family"], **diff})
+                **difference_of_gaps(*(c["scores"] for c in (*first, *second))),
+                "paired": False,
+            }
+            out.append(
+                {
+                    "task": r1["task"],
+                    "num_train_examples": r1["num_train_examples"],
+                    "first": r1["family"],
+                    "second": r2["family"],
+                    **diff,
+                }
+            )
     return sorted(out, key=lambda d: (d["task"], d["num_train_examples"], d["first"], d["second"]))
 
 
@@ -239,8 +256,15 @@ def label_efficiency_rows(records: list[dict], metric: str = "accuracy") -> list
             continue
         smallest = min(pre)
         efficiency = label_efficiency(pre[smallest]["scores"], scratch)
-        out.append({"task": task, "family": family, "pretrained_budget": smallest,
-                    "pretrained_mean": sum(pre[smallest]["scores"]) / len(pre[smallest]["scores"]), **efficiency})
+        out.append(
+            {
+                "task": task,
+                "family": family,
+                "pretrained_budget": smallest,
+                "pretrained_mean": sum(pre[smallest]["scores"]) / len(pre[smallest]["scores"]),
+                **efficiency,
+            }
+        )
     return out
 
 
@@ -252,19 +276,32 @@ def _fmt_labels(value: float, max_budget: float, min_budget: float = 0.0) -> str
 
 
 def label_efficiency_table(rows: list[dict]) -> str:
-    lines = ["| task | family | pretrained at N | its accuracy | labels scratch needs to match it [95% bootstrap] "
-             "| label multiple |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| task | family | pretrained at N | its accuracy | labels scratch needs to match it [95% bootstrap] "
+        "| label multiple |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         bounds = (r["max_budget"], r["min_budget"])
         needed = _fmt_labels(r["labels"], *bounds)
         interval = f"[{_fmt_labels(r['low'], *bounds)}, {_fmt_labels(r['high'], *bounds)}]"
-        multiple = (f"> {r['max_budget'] / r['pretrained_budget']:.1f}x" if math.isinf(r["labels"])
-                    else "≤ 1x" if r["labels"] <= r["min_budget"] else f"{r['labels'] / r['pretrained_budget']:.1f}x")
-        lines.append(f"| {r['task']} | {r['family']} | {r['pretrained_budget']} | {r['pretrained_mean']:.3f} | "
-                     f"{needed} {interval} | {multiple} |")
-    lines += ["", "Scratch accuracy is interpolated linearly in log(labels) between measured budgets; '> M' means the "
-              "scratch arm did not reach the target within the largest budget M. Interval: 2.5% and 97.5% order "
-              "statistics of 2000 bootstrap resamples of the seeds of every cell."]
+        multiple = (
+            f"> {r['max_budget'] / r['pretrained_budget']:.1f}x"
+            if math.isinf(r["labels"])
+            else "≤ 1x"
+            if r["labels"] <= r["min_budget"]
+            else f"{r['labels'] / r['pretrained_budget']:.1f}x"
+        )
+        lines.append(
+            f"| {r['task']} | {r['family']} | {r['pretrained_budget']} | {r['pretrained_mean']:.3f} | "
+            f"{needed} {interval} | {multiple} |"
+        )
+    lines += [
+        "",
+        "Scratch accuracy is interpolated linearly in log(labels) between measured budgets; '> M' means the "
+        "scratch arm did not reach the target within the largest budget M. Interval: 2.5% and 97.5% order "
+        "statistics of 2000 bootstrap resamples of the seeds of every cell.",
+    ]
     return "\n".join(lines)
 
 
@@ -272,10 +309,15 @@ def gap_difference_table(rows: list[dict]) -> str:
     lines = ["| task | N labels | families | gap difference [95%] |", "|---|---|---|---|"]
     for r in rows:
         ci = "" if math.isnan(r["ci95"]) else f" [±{r['ci95']:.3f}]"
-        lines.append(f"| {r['task']} | {r['num_train_examples']} | gap({r['first']}) − gap({r['second']}) | "
-                     f"{r['difference']:+.3f}{ci} |")
-    lines += ["", "Interval: paired by seed (the per-seed gaps of the two families on the same label subsets) where "
-              "all four cells ran the same seeds, else Welch-Satterthwaite over the four arms."]
+        lines.append(
+            f"| {r['task']} | {r['num_train_examples']} | gap({r['first']}) − gap({r['second']}) | "
+            f"{r['difference']:+.3f}{ci} |"
+        )
+    lines += [
+        "",
+        "Interval: paired by seed (the per-seed gaps of the two families on the same label subsets) where "
+        "all four cells ran the same seeds, else Welch-Satterthwaite over the four arms.",
+    ]
     return "\n".join(lines)
 
 
@@ -334,21 +376,37 @@ def plot(rows: list[dict], output_dir: Path) -> list[Path]:
         for family in families:
             fam = [r for r in task_rows if r["family"] == family]
             for init, style in LINE_STYLES.items():
-                _errorbar_line(ax, fam, f"{init}_mean", f"{init}_ci95", linestyle=style, color=colors[family],
-                               label=f"{family} {init}")
+                _errorbar_line(
+                    ax,
+                    fam,
+                    f"{init}_mean",
+                    f"{init}_ci95",
+                    linestyle=style,
+                    color=colors[family],
+                    label=f"{family} {init}",
+                )
         title = f"Transfer gap on {task}: pretrained (solid) vs scratch (dashed)"
         if _optional_arms(task_rows):
             title = f"Transfer gap on {task}: " + ", ".join(
                 f"{ARM_NAMES[i]} ({ {'-': 'solid', '--': 'dashed', ':': 'dotted', '-.': 'dash-dot'}[LINE_STYLES[i]] })"
-                for i in INITS if i == "pretrained" or i == "scratch" or i in _optional_arms(task_rows))
+                for i in INITS
+                if i == "pretrained" or i == "scratch" or i in _optional_arms(task_rows)
+            )
         written.append(_save(fig, ax, "validation accuracy", title, output_dir / f"accuracy_vs_labels{suffix}.png"))
 
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for family in families:
             fam = [r for r in task_rows if r["family"] == family]
             for column, (arm, _) in GAPS.items():
-                _errorbar_line(ax, fam, column, f"{column}_ci95", linestyle=LINE_STYLES[arm], color=colors[family],
-                               label=family if arm == "pretrained" else f"{family} {ARM_NAMES[arm]}")
+                _errorbar_line(
+                    ax,
+                    fam,
+                    column,
+                    f"{column}_ci95",
+                    linestyle=LINE_STYLES[arm],
+                    color=colors[family],
+                    label=family if arm == "pretrained" else f"{family} {ARM_NAMES[arm]}",
+                )
         ax.axhline(0.0, color="black", linewidth=0.8)
         title = f"Transfer gap per family on {task} (95% intervals)"
         written.append(_save(fig, ax, "accuracy gap (arm − scratch)", title, output_dir / f"gap{suffix}.png"))
@@ -399,30 +457,42 @@ def headline_findings(differences: list[dict], efficiency: list[dict]) -> list[s
     for e in efficiency:
         target = f"the pretrained {e['family']}'s {e['pretrained_mean']:.3f} at {e['pretrained_budget']} labels"
         if math.isinf(e["labels"]):
-            out.append(f"- {e['family']} on {e['task']}: scratch does not reach {target} within "
-                       f"{e['max_budget']:.0f} labels (more than {e['max_budget'] / e['pretrained_budget']:.1f}x).")
+            out.append(
+                f"- {e['family']} on {e['task']}: scratch does not reach {target} within "
+                f"{e['max_budget']:.0f} labels (more than {e['max_budget'] / e['pretrained_budget']:.1f}x)."
+            )
         elif e["labels"] <= e["min_budget"]:
-            out.append(f"- {e['family']} on {e['task']}: scratch matches {target} already at {e['min_budget']:.0f} labels "
-                       "(no label saving measured).")
+            out.append(
+                f"- {e['family']} on {e['task']}: scratch matches {target} already at {e['min_budget']:.0f} labels "
+                "(no label saving measured)."
+            )
         else:
             bounds = (e["max_budget"], e["min_budget"])
-            out.append(f"- {e['family']} on {e['task']}: scratch needs about {e['labels']:.0f} labels to match {target} "
-                       f"({e['labels'] / e['pretrained_budget']:.1f}x; 95% bootstrap interval "
-                       f"{_fmt_labels(e['low'], *bounds)} to {_fmt_labels(e['high'], *bounds)}).")
+            out.append(
+                f"- {e['family']} on {e['task']}: scratch needs about {e['labels']:.0f} labels to match {target} "
+                f"({e['labels'] / e['pretrained_budget']:.1f}x; 95% bootstrap interval "
+                f"{_fmt_labels(e['low'], *bounds)} to {_fmt_labels(e['high'], *bounds)})."
+            )
     return out
 
 
 def _protocol(records: list[dict], cells: dict) -> str:
     on_dev = all(c["selected_on"] == "dev" for c in cells.values())
-    text = (f"{len(records)} fine-tuning runs. Per arm (task, family, init, N) the learning rate with the best mean "
-            "score over seeds is kept, from a grid of the same size for every arm; the label subset for a given "
-            "seed is identical across arms. ")
+    text = (
+        f"{len(records)} fine-tuning runs. Per arm (task, family, init, N) the learning rate with the best mean "
+        "score over seeds is kept, from a grid of the same size for every arm; the label subset for a given "
+        "seed is identical across arms. "
+    )
     if on_dev:
-        text += ("Selection uses a dev set carved off the task's training split (stratified, fixed, never part of a "
-                 "label budget); every number reported below is on the validation split, which selection never saw.")
+        text += (
+            "Selection uses a dev set carved off the task's training split (stratified, fixed, never part of a "
+            "label budget); every number reported below is on the validation split, which selection never saw."
+        )
     else:
-        text += ("Some arms hold runs without dev scores (made before the dev carve): those were selected on the "
-                 "validation split they are reported on, so their numbers are optimistic.")
+        text += (
+            "Some arms hold runs without dev scores (made before the dev carve): those were selected on the "
+            "validation split they are reported on, so their numbers are optimistic."
+        )
     return text
 
 
@@ -437,7 +507,8 @@ def write_report(output_dir: str | Path, metadata: dict | None = None, metric: s
     differences = gap_differences(rows, records, metric)
     efficiency = label_efficiency_rows(records, metric)
     extra = ([f"\n## Label efficiency\n\n{label_efficiency_table(efficiency)}"] if efficiency else []) + (
-        [f"\n## Difference between the families' gaps\n\n{gap_difference_table(differences)}"] if differences else [])
+        [f"\n## Difference between the families' gaps\n\n{gap_difference_table(differences)}"] if differences else []
+    )
     (output_dir / "summary.md").write_text("\n".join([table, *extra]) + "\n", encoding="utf-8")
     write_csv(rows, output_dir / "summary.csv")
     plots = plot(rows, output_dir)
@@ -474,5 +545,9 @@ def write_report(output_dir: str | Path, metadata: dict | None = None, metric: s
         "",
     ]
     (output_dir / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    return {"rows": rows, "plots": [str(p) for p in plots], "gap_differences": differences,
-            "label_efficiency": efficiency}
+    return {
+        "rows": rows,
+        "plots": [str(p) for p in plots],
+        "gap_differences": differences,
+        "label_efficiency": efficiency,
+    }

@@ -74,8 +74,9 @@ def _pretraining_recipe(config: ExperimentConfig, family: str, tokenizer_path: P
     }
 
 
-def _finetune_recipe(config: ExperimentConfig, run: FinetuneRun, model_path: Path | None, tokenizer_path: Path,
-                     output_dir: Path) -> dict:
+def _finetune_recipe(
+    config: ExperimentConfig, run: FinetuneRun, model_path: Path | None, tokenizer_path: Path, output_dir: Path
+) -> dict:
     batch_size = int(config.finetuning.get("per_device_train_batch_size", 32))
     recipe = {
         **config.finetuning,
@@ -186,7 +187,9 @@ def _check_same_settings(config_path: Path, output_dir: Path) -> None:
     saved = yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {}
     changed = sorted(k for k in set(saved) | set(current) if k not in _GRID_KEYS and saved.get(k) != current.get(k))
     old_families, new_families = saved.get("families") or {}, current.get("families") or {}
-    changed += [f"families.{name}" for name in new_families if name in old_families and old_families[name] != new_families[name]]
+    changed += [
+        f"families.{name}" for name in new_families if name in old_families and old_families[name] != new_families[name]
+    ]
     changed += [entry for entry in _changed_models(output_dir, new_families) if entry.split(" ")[0] not in changed]
     if changed:
         raise SeqlabUsageError(
@@ -237,8 +240,11 @@ def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None,
     results_path = output_dir / "results.jsonl"
     torn = recover_torn_tail(results_path)
     if torn:
-        print(f"[transfer-gap] {results_path}: dropped a torn last line ({torn} bytes, a run killed while appending "
-              "its result); that run is redone", file=sys.stderr)
+        print(
+            f"[transfer-gap] {results_path}: dropped a torn last line ({torn} bytes, a run killed while appending "
+            "its result); that run is redone",
+            file=sys.stderr,
+        )
     done = {r["run_id"] for r in read_results(results_path)}
     todo = [run for run in config.runs() if run.run_id not in done]
     pretrained = {}
@@ -324,11 +330,15 @@ def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None,
         "label budgets": ", ".join(str(n) for n in config.label_budgets),
         "seeds": "; ".join(f"N={n}: {', '.join(str(s) for s in seeds)}" for n, seeds in config.seeds.items()),
         "learning-rate grid": "; ".join(
-            f"{family} {arm}: {grid}" for family, by_arm in config.learning_rates.items() for arm, grid in by_arm.items()
+            f"{family} {arm}: {grid}"
+            for family, by_arm in config.learning_rates.items()
+            for arm, grid in by_arm.items()
         ),
-        "fine-tuning budget": (f"{config.finetune_steps} optimizer steps per run" if config.finetune_steps else
-                               f"{config.finetune_epochs:g} epochs over the N examples, at least "
-                               f"{config.min_finetune_steps} steps"),
+        "fine-tuning budget": (
+            f"{config.finetune_steps} optimizer steps per run"
+            if config.finetune_steps
+            else f"{config.finetune_epochs:g} epochs over the N examples, at least {config.min_finetune_steps} steps"
+        ),
         "dev set": f"{config.dev_examples} stratified examples carved off {config.task}'s training split "
         f"(dev_seed {config.dev_seed}), excluded from every label budget",
         "pretraining": json.dumps(config.pretraining),
@@ -341,29 +351,32 @@ def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None,
     }
     if model_paths:
         metadata["parameters (body, without heads)"] = json.dumps(_parameter_counts(model_paths))
-        metadata["pretraining results"] = json.dumps(
-            {f: _pretraining_summary(p) for f, p in model_paths.items()}
-        )
+        metadata["pretraining results"] = json.dumps({f: _pretraining_summary(p) for f, p in model_paths.items()})
     write_report(output_dir, metadata)
     return output_dir
 
 
-def _keep_best_classifiers(config: ExperimentConfig, output_dir: Path, pool: "_Pool", pretrained: dict,
-                           tokenizer_path: Path) -> None:
+def _keep_best_classifiers(
+    config: ExperimentConfig, output_dir: Path, pool: "_Pool", pretrained: dict, tokenizer_path: Path
+) -> None:
     """Re-run each cell's dev-selected fine-tune with its model saved, into classifiers/ (see keep.py)."""
     grid = {run.run_id: run for run in config.runs()}
     records = [r for r in read_results(output_dir / "results.jsonl") if r["run_id"] in grid]
     todo = [r for r in selected_records(records) if not is_kept(output_dir, r)]
     if not todo:
         return
-    print(f"[transfer-gap] keeping the dev-selected classifier of {len(todo)} cell(s) under "
-          f"{output_dir / 'classifiers'}", file=sys.stderr)
+    print(
+        f"[transfer-gap] keeping the dev-selected classifier of {len(todo)} cell(s) under {output_dir / 'classifiers'}",
+        file=sys.stderr,
+    )
     tasks = []
     for record in todo:
         run = grid[record["run_id"]]
         staging = _keep_staging(output_dir, record)
-        recipe = {**_finetune_recipe(config, run, pretrained.get(run.family), tokenizer_path, staging),
-                  "save_model": True}
+        recipe = {
+            **_finetune_recipe(config, run, pretrained.get(run.family), tokenizer_path, staging),
+            "save_model": True,
+        }
         tasks.append(("finetune", record, recipe, str(_log_path(output_dir, f"keep/{run.run_id}"))))
     for _, record, (metrics, _seconds) in pool.run(tasks):
         keep_classifier(output_dir, record, _keep_staging(output_dir, record), metrics)
@@ -379,8 +392,11 @@ def _pretraining_steps(config: ExperimentConfig, family: str) -> int:
     recipe = {**config.pretraining, **config.pretraining_overrides.get(family, {})}
     if recipe.get("max_steps"):
         return int(recipe["max_steps"])
-    tokens_per_step = int(recipe.get("per_device_train_batch_size", 8)) * int(recipe.get("max_seq_length", 128)) * int(
-        recipe.get("gradient_accumulation_steps", 1))
+    tokens_per_step = (
+        int(recipe.get("per_device_train_batch_size", 8))
+        * int(recipe.get("max_seq_length", 128))
+        * int(recipe.get("gradient_accumulation_steps", 1))
+    )
     return max(1, math.ceil(float(recipe.get("max_train_tokens") or 1e6) / tokens_per_step))
 
 
@@ -431,8 +447,11 @@ def _run_task(task: tuple):
     torch.set_num_threads(1)
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    with open(log, "w", encoding="utf-8") as handle, contextlib.redirect_stderr(handle), \
-            contextlib.redirect_stdout(handle):
+    with (
+        open(log, "w", encoding="utf-8") as handle,
+        contextlib.redirect_stderr(handle),
+        contextlib.redirect_stdout(handle),
+    ):
         if kind == "pretrain":
             from ..training import run_pretraining
 

@@ -103,8 +103,13 @@ def label_efficiency(
         draws[i] = labels_to_reach(budgets, means, target)
     # order statistics, not interpolation: draws that never reach the target are inf
     low, high = np.quantile(draws, 0.025, method="lower"), np.quantile(draws, 0.975, method="higher")
-    return {"labels": point, "low": float(low), "high": float(high), "min_budget": float(budgets[0]),
-            "max_budget": float(budgets[-1])}
+    return {
+        "labels": point,
+        "low": float(low),
+        "high": float(high),
+        "min_budget": float(budgets[0]),
+        "max_budget": float(budgets[-1]),
+    }
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> dict:

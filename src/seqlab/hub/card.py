@@ -209,14 +209,21 @@ def _source_text(key: str) -> str:
     if key not in _DATASETS:
         return "a local file of the author's (its path is not published)"
     hub_id, description = _DATASETS[key]
-    return description if hub_id else f"{description} (a local collection with no Hub dataset; the metadata names it `{key}`)"
+    return (
+        description
+        if hub_id
+        else f"{description} (a local collection with no Hub dataset; the metadata names it `{key}`)"
+    )
 
 
 def _procedure(recipe: dict, metrics: dict, config, kind: str, names: DataNames) -> str:
     """The recipe's settings that describe the training, the vocabulary and how long it trained."""
     keys = [k for k in _PROCEDURE_KEYS if k != "mlm_probability" or kind == "masked"]  # only masking uses it
-    shown = {**recipe, "dataset": recipe.get("dataset") and names.source(recipe["dataset"]),
-             "datasets": recipe.get("datasets") and [names.source(s) for s in recipe["datasets"]]}
+    shown = {
+        **recipe,
+        "dataset": recipe.get("dataset") and names.source(recipe["dataset"]),
+        "datasets": recipe.get("datasets") and [names.source(s) for s in recipe["datasets"]],
+    }
     lines = [f"- `{k}`: {shown[k]}" for k in keys if shown.get(k) is not None]
     if not lines:
         lines = ["- The recipe was not recorded."]
@@ -244,7 +251,11 @@ def build_model_card(
     config = model.config
     family = next(name for name, (cls, _) in FAMILIES.items() if isinstance(config, cls))
     head = type(model).__name__
-    kind = "classifier" if head.endswith("ForSequenceClassification") else ("masked" if head.endswith("ForMaskedLM") else "causal")
+    kind = (
+        "classifier"
+        if head.endswith("ForSequenceClassification")
+        else ("masked" if head.endswith("ForMaskedLM") else "causal")
+    )
     names = DataNames(publish_file_names)
     keys = _data_keys(recipe, kind == "classifier", names)
     # the Hub id of each data key; a key without a Hub twin (general_english) is listed by its own name

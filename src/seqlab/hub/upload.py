@@ -3,8 +3,15 @@
 from pathlib import Path
 
 
-def push_folder(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None, api=None,
-                repo_type: str = "model", space_sdk: str | None = None) -> str:
+def push_folder(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    token: str | None = None,
+    api=None,
+    repo_type: str = "model",
+    space_sdk: str | None = None,
+) -> str:
     """Create the repository if needed and upload every file of `folder` in one commit.
 
     `repo_type="space"` with `space_sdk="gradio"` publishes a Space (scripts/push_space.py).

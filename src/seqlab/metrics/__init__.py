@@ -10,9 +10,10 @@ offline drop-in: the same ``evaluate`` metric object, loaded by file path from s
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import SeqlabUsageError
 
@@ -37,7 +38,7 @@ def metric_path(name: str) -> Path:
     return METRICS_DIR / short / f"{short}.py"
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_metric(name: str) -> Any:
     """``evaluate.load(name)`` for a shipped metric, from its file: works offline, kept in memory."""
     import evaluate

@@ -61,7 +61,7 @@ class TrainingProgress:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_file(cls, path: Path) -> "TrainingProgress":
+    def from_file(cls, path: Path) -> TrainingProgress:
         data = json.loads(path.read_text(encoding="utf-8"))
         known = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in known})
@@ -177,8 +177,11 @@ def check_checkpoint(checkpoint: Path) -> Path:
         if not _is_torch_archive(checkpoint / OPTIMIZER_FILE):
             raise refuse(OPTIMIZER_FILE, "is missing, truncated or not a torch archive")
     # the legacy name only when the checkpoint really has it: a missing file is reported by its current name
-    scheduler = LEGACY_SCHEDULER_FILE if (checkpoint / LEGACY_SCHEDULER_FILE).exists() \
-        and not (checkpoint / SCHEDULER_FILE).exists() else SCHEDULER_FILE
+    scheduler = (
+        LEGACY_SCHEDULER_FILE
+        if (checkpoint / LEGACY_SCHEDULER_FILE).exists() and not (checkpoint / SCHEDULER_FILE).exists()
+        else SCHEDULER_FILE
+    )
     if not _is_torch_archive(checkpoint / scheduler):
         raise refuse(scheduler, "is missing, truncated or not a torch archive")
     rng_files = sorted(checkpoint.glob(RNG_FILE_PATTERN))
@@ -194,8 +197,9 @@ def check_checkpoint(checkpoint: Path) -> Path:
         try:
             safe_load(file, mmap=True)
         except Exception as error:  # noqa: BLE001 - any failure means the file cannot be trusted
-            raise refuse(file.name, f"cannot be loaded safely ({type(error).__name__}: {_unpickling_reason(error)})") \
-                from None
+            raise refuse(
+                file.name, f"cannot be loaded safely ({type(error).__name__}: {_unpickling_reason(error)})"
+            ) from None
     return checkpoint
 
 
@@ -236,12 +240,17 @@ def check_checkpoint_fits(checkpoint: Path, model) -> None:
     missing = sorted(set(expected) - set(shapes) - _tied_targets(model))
     if not extra and not missing:
         return
-    what = f"its {extra[0]} has no place in the model built from the recipe" if extra \
+    what = (
+        f"its {extra[0]} has no place in the model built from the recipe"
+        if extra
         else f"it has no {missing[0]}, which the model built from the recipe needs"
+    )
     body = f"{getattr(model, 'base_model_prefix', 'model')}."
     if not any(name.startswith(body) for name in extra + missing):  # only the heads differ
-        hint = "it comes from a run with another head (a language model's checkpoint cannot continue a fine-tuning " \
+        hint = (
+            "it comes from a run with another head (a language model's checkpoint cannot continue a fine-tuning "
             "run, nor the reverse); to fine-tune a pretrained model pass its folder as --model_name_or_path"
+        )
     else:
         hint = "resume with the recipe (model config, tokenizer) that wrote the checkpoint"
     raise SeqlabUsageError(f"checkpoint {str(checkpoint)!r} does not fit this model: {what}; {hint}")

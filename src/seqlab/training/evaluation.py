@@ -14,8 +14,8 @@ run continues bit-identically.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -42,7 +42,9 @@ def cap_for_evaluation(dataset, max_batches: int | None, batch_size: int, num_pr
 def evaluation_mode(model: torch.nn.Module, device: torch.device) -> Iterator[None]:
     """``model.eval()``, no gradients, and a private copy of the random state; restored on exit."""
     was_training = model.training
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    )
     model.eval()
     try:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
@@ -137,9 +139,7 @@ def predict_classes(accelerator, model, dataloader):
     return torch.cat(predictions), torch.cat(references), torch.cat(losses)
 
 
-def evaluate_classification(
-    accelerator, model, dataloader, num_labels: int
-) -> dict[str, float]:
+def evaluate_classification(accelerator, model, dataloader, num_labels: int) -> dict[str, float]:
     """Accuracy and macro-F1 through ``evaluate`` (seqlab's shipped metric modules), and the mean loss."""
     from ..metrics import classification_metrics
 

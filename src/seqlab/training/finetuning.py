@@ -16,8 +16,9 @@ import json
 import lzma
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import SeqlabUsageError
 from .checkpointing import check_checkpoint_fits, resolve_resume
@@ -33,12 +34,13 @@ from .optim import (
 )
 from .pretraining import check_sequence_length
 from .recipe import FINETUNE_FIELDS, check_budget, check_positive, resolve_path, resolve_recipe
+from .resume import check_resume_settings
 from .runtime import (
     build_model_config,
     check_config_overrides,
+    check_tracker,
     check_weights_file,
     check_weights_fit_config,
-    check_tracker,
     create_output_dir,
     family_of_config,
     load_folder_config,
@@ -48,7 +50,6 @@ from .runtime import (
     resolve_mixed_precision,
     seeded_generator,
 )
-from .resume import check_resume_settings
 from .session import finish, run_session, save_model_fn
 
 SCRATCH = "scratch"
@@ -68,13 +69,41 @@ def validate_finetuning_recipe(recipe: dict[str, Any]) -> None:
     if recipe.get("max_train_tokens") is not None:
         raise SeqlabUsageError("max_train_tokens is a pretraining budget; fine-tune with max_steps or num_train_epochs")
     check_budget(recipe)
-    check_positive(recipe, ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                            "learning_rate", "max_length", "logging_steps", "eval_steps", "save_steps", "num_labels",
-                            "num_train_examples", "max_eval_batches", "stop_after_steps", "ulmfit_unfreeze_steps"))
-    check_positive(recipe, ("weight_decay", "warmup_ratio", "warmup_steps", "max_grad_norm", "save_total_limit",
-                            "debug_batch_log", "dataloader_num_workers"), allow_zero=True)
+    check_positive(
+        recipe,
+        (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "learning_rate",
+            "max_length",
+            "logging_steps",
+            "eval_steps",
+            "save_steps",
+            "num_labels",
+            "num_train_examples",
+            "max_eval_batches",
+            "stop_after_steps",
+            "ulmfit_unfreeze_steps",
+        ),
+    )
+    check_positive(
+        recipe,
+        (
+            "weight_decay",
+            "warmup_ratio",
+            "warmup_steps",
+            "max_grad_norm",
+            "save_total_limit",
+            "debug_batch_log",
+            "dataloader_num_workers",
+        ),
+        allow_zero=True,
+    )
     if recipe["ulmfit_lr_decay"] < 1.0:
-        raise SeqlabUsageError(f"ulmfit_lr_decay must be >= 1 (lower layers learn slower), got {recipe['ulmfit_lr_decay']!r}")
+        raise SeqlabUsageError(
+            f"ulmfit_lr_decay must be >= 1 (lower layers learn slower), got {recipe['ulmfit_lr_decay']!r}"
+        )
     check_tracker(recipe["report_to"])
     resolve_mixed_precision(recipe["mixed_precision"])
 
@@ -174,16 +203,22 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
 
     label_kwargs = {"num_labels": num_labels, "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
     if recipe["model_name_or_path"] == SCRATCH:
-        family, config = build_model_config(recipe["model_config"], recipe["model"] or {}, tokenizer, recipe, **label_kwargs)
+        family, config = build_model_config(
+            recipe["model_config"], recipe["model"] or {}, tokenizer, recipe, **label_kwargs
+        )
         check_vocab_compatible(tokenizer, config)
         return family, FAMILIES[family][1]["AutoModelForSequenceClassification"](config), 0
 
     path, config, family = check_pretrained_folder(recipe)
     check_config_overrides(FAMILIES[family][0], recipe["model"] or {}, "the recipe's `model` overrides")
     check_vocab_compatible(tokenizer, config)
-    check_weights_fit_config(path, FAMILIES[family][1]["AutoModelForSequenceClassification"],
-                             _with_overrides(config, recipe["model"] or {}), "model_name_or_path",
-                             f"{family} classifier")
+    check_weights_fit_config(
+        path,
+        FAMILIES[family][1]["AutoModelForSequenceClassification"],
+        _with_overrides(config, recipe["model"] or {}),
+        "model_name_or_path",
+        f"{family} classifier",
+    )
     # transformers reports the dropped LM head and the fresh classifier as a warning table; the
     # expected outcome is checked below instead (a body weight that did not load is an error).
     verbosity = transformers_logging.get_verbosity()
@@ -217,8 +252,11 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
             "with them"
         )
     loaded = sum(1 for key in model.state_dict() if key.startswith(prefix))
-    damaged = [name for name, tensor in model.state_dict().items()
-               if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    damaged = [
+        name
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
     if damaged:
         raise SeqlabUsageError(
             f"the weights in {str(path)!r} hold values that are not finite numbers ({len(damaged)} tensors, e.g. "
@@ -301,8 +339,10 @@ def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
     with accelerator.main_process_first():  # one process writes the datasets caches, the others read them
         train_set = load_labelled(recipe["dataset"], recipe["train_split"], "dataset")
         eval_set = load_labelled(*evaluation_source(recipe), "eval_split" if eval_is_file(recipe) else "dataset")
-        eval_files = {_eval_file_name(str(f), taken): load_labelled(str(resolve_path(f, recipe)), "train", "eval_file")
-                      for f in recipe["eval_files"]}
+        eval_files = {
+            _eval_file_name(str(f), taken): load_labelled(str(resolve_path(f, recipe)), "train", "eval_file")
+            for f in recipe["eval_files"]
+        }
     names = key_label_names(recipe["dataset"])
     try:
         num_labels = recipe["num_labels"] or (len(names) if names else infer_num_labels(train_set))
@@ -314,8 +354,11 @@ def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
         except SeqlabUsageError as error:
             raise SeqlabUsageError(f"{what}: {error}") from None
     refuse_training_rows_as_evaluation(recipe)
-    id2label = {i: names[i] for i in range(num_labels)} if names and len(names) == num_labels \
+    id2label = (
+        {i: names[i] for i in range(num_labels)}
+        if names and len(names) == num_labels
         else {i: f"LABEL_{i}" for i in range(num_labels)}
+    )
     dev_set = None
     if recipe["dev_examples"]:  # before the budget, so label subsets never include a dev row
         train_set, dev_set = carve_dev_split(train_set, recipe["dev_examples"], seed=recipe["dev_seed"])
@@ -338,14 +381,20 @@ def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
     with accelerator.main_process_first():
         train_tokens = tokenize_classification(train_set, tokenizer, recipe["max_length"])
         eval_tokens = tokenize_classification(eval_set, tokenizer, recipe["max_length"])
-        file_tokens = {name: tokenize_classification(ds, tokenizer, recipe["max_length"]) for name, ds in eval_files.items()}
+        file_tokens = {
+            name: tokenize_classification(ds, tokenizer, recipe["max_length"]) for name, ds in eval_files.items()
+        }
         dev_tokens = None if dev_set is None else tokenize_classification(dev_set, tokenizer, recipe["max_length"])
 
     def loader(dataset, **kwargs) -> DataLoader:
         return DataLoader(dataset, collate_fn=collator, num_workers=recipe["dataloader_num_workers"], **kwargs)
 
-    train_dataloader = loader(train_tokens, batch_size=recipe["per_device_train_batch_size"], shuffle=True,
-                              generator=seeded_generator(recipe["seed"]))
+    train_dataloader = loader(
+        train_tokens,
+        batch_size=recipe["per_device_train_batch_size"],
+        shuffle=True,
+        generator=seeded_generator(recipe["seed"]),
+    )
     eval_dataloader = loader(eval_tokens, batch_size=eval_batch)
     file_loaders = {name: loader(tokens, batch_size=eval_batch) for name, tokens in file_tokens.items()}
     dev_loader = None if dev_tokens is None else loader(dev_tokens, batch_size=eval_batch)

@@ -92,8 +92,11 @@ def check_finished_run(step: int, skipped_steps: int, scores: dict, output_dir: 
             f"was not saved; {last_good_checkpoint(output_dir)}. Lower learning_rate, keep max_grad_norm > 0 or "
             "check the data, then train again"
         )
-    bad = {key: value for key, value in scores.items()
-           if key == "loss" and isinstance(value, float) and not math.isfinite(value)}
+    bad = {
+        key: value
+        for key, value in scores.items()
+        if key == "loss" and isinstance(value, float) and not math.isfinite(value)
+    }
     if bad:
         raise NonFiniteLossError(
             f"the final evaluation loss is {_number(bad['loss'])} after {step} steps ({skipped_steps} skipped as "

@@ -50,15 +50,17 @@ class OutputDirLock:
                 self._record_holder()
         if self._refused_anywhere(refusal is not None):
             self.release()
-            raise SeqlabUsageError(refusal or f"output_dir {str(self.path.parent)!r} is in use by another run "
-                                   "(see the main process's message)")
+            raise SeqlabUsageError(
+                refusal
+                or f"output_dir {str(self.path.parent)!r} is in use by another run (see the main process's message)"
+            )
 
     def release(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
 
-    def __enter__(self) -> "OutputDirLock":
+    def __enter__(self) -> OutputDirLock:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -81,8 +83,10 @@ class OutputDirLock:
             os.pwrite(self.fd, json.dumps(_holder_record()).encode() + b"\n", 0)
         except OSError as error:  # opened read-only: the folder cannot be written
             self.release()
-            raise SeqlabUsageError(f"output_dir {str(self.path.parent)!r} is not writable ({error.strerror}); "
-                                   "make it writable or pass another --output_dir") from None
+            raise SeqlabUsageError(
+                f"output_dir {str(self.path.parent)!r} is not writable ({error.strerror}); "
+                "make it writable or pass another --output_dir"
+            ) from None
 
     def _try_lock(self, create: bool) -> str | None:
         """None when the lock is now ours (or there is no lock file to take yet), else the refusal message."""
@@ -96,8 +100,10 @@ class OutputDirLock:
             return None
         except OSError as error:  # read-only folder or file system
             if create:
-                raise SeqlabUsageError(f"output_dir {str(self.path.parent)!r} is not writable ({error.strerror}); "
-                                       "make it writable or pass another --output_dir") from None
+                raise SeqlabUsageError(
+                    f"output_dir {str(self.path.parent)!r} is not writable ({error.strerror}); "
+                    "make it writable or pass another --output_dir"
+                ) from None
             fd = os.open(self.path, os.O_RDONLY)  # flock needs no write access: still detect a running holder
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -113,8 +119,12 @@ class OutputDirLock:
 
 
 def _holder_record() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv)}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(sys.argv),
+    }
 
 
 def _describe_holder(fd: int) -> str:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 from accelerate import skip_first_batches
@@ -49,7 +49,7 @@ class LoopSettings:
     skip_nonfinite_batches: bool = False
 
     @classmethod
-    def from_recipe(cls, recipe: dict, max_steps: int, output_dir) -> "LoopSettings":
+    def from_recipe(cls, recipe: dict, max_steps: int, output_dir) -> LoopSettings:
         """The loop's settings as a resolved pretraining or fine-tuning recipe gives them."""
         keys = [f for f in cls.__dataclass_fields__ if f not in ("max_steps", "output_dir")]
         return cls(max_steps=max_steps, output_dir=str(output_dir), **{key: recipe[key] for key in keys})
@@ -196,8 +196,14 @@ def train(
             step_lr = max(group["lr"] for group in optimizer.param_groups)  # the rate this update uses
             skipped = step_is_nonfinite(accelerator, step_loss, norm)
             if skipped:
-                train_log.write({"step": progress.step + 1, "nonfinite_loss": float(step_loss),
-                                 "grad_norm": float(grad_norm), "skipped": settings.skip_nonfinite_batches})
+                train_log.write(
+                    {
+                        "step": progress.step + 1,
+                        "nonfinite_loss": float(step_loss),
+                        "grad_norm": float(grad_norm),
+                        "skipped": settings.skip_nonfinite_batches,
+                    }
+                )
                 optimizer.zero_grad(set_to_none=True)  # the update is dropped either way
                 if not settings.skip_nonfinite_batches:
                     bar.close()
@@ -226,8 +232,11 @@ def train(
             if progress.step % settings.logging_steps == 0 or is_last_step:
                 sync_counts()
                 # every process skips the same steps, so window_steps agrees and the reduction matches
-                mean_loss = accelerator.reduce(window_loss / window_steps, reduction="mean").item() \
-                    if window_steps else float("nan")
+                mean_loss = (
+                    accelerator.reduce(window_loss / window_steps, reduction="mean").item()
+                    if window_steps
+                    else float("nan")
+                )
                 now = time.perf_counter()
                 tokens_per_second = (progress.tokens_seen - window_start_tokens) / max(now - window_started, 1e-9)
                 record = {
@@ -250,8 +259,12 @@ def train(
                 window_started, window_start_tokens = now, progress.tokens_seen
 
             pause_started = time.perf_counter()  # evaluation and saving do not count as training time
-            if evaluate_fn is not None and settings.eval_steps and progress.step % settings.eval_steps == 0 \
-                    and not is_last_step:
+            if (
+                evaluate_fn is not None
+                and settings.eval_steps
+                and progress.step % settings.eval_steps == 0
+                and not is_last_step
+            ):
                 scores = evaluate_fn()
                 record = {"step": progress.step, **{f"eval_{k}": v for k, v in scores.items()}}
                 train_log.write(record)
@@ -270,8 +283,11 @@ def train(
             window_started += paused
             paused_seconds += paused
 
-            if settings.stop_after_steps is not None and progress.step >= settings.stop_after_steps \
-                    and not is_last_step:
+            if (
+                settings.stop_after_steps is not None
+                and progress.step >= settings.stop_after_steps
+                and not is_last_step
+            ):
                 stopped_early = True
                 break
             if progress.batches_in_epoch == 0:
@@ -290,5 +306,3 @@ def train(
         seconds=seconds,
         tokens_per_second=(progress.tokens_seen - session_start_tokens) / max(seconds, 1e-9),
     )
-
-

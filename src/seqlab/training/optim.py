@@ -11,7 +11,7 @@ then a head. ``layer_groups`` cuts any of them bottom-up into: embeddings, each 
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

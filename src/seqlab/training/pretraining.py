@@ -9,7 +9,8 @@ created, so a refused run leaves nothing behind.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import SeqlabUsageError
 from .checkpointing import check_checkpoint_fits, resolve_resume
@@ -17,6 +18,7 @@ from .lock import OutputDirLock
 from .loop import LoopSettings
 from .optim import create_optimizer, create_scheduler, warmup_steps_for
 from .recipe import PRETRAIN_FIELDS, TOKENIZER_TRAIN_KEYS, check_budget, check_positive, resolve_path, resolve_recipe
+from .resume import check_resume_settings
 from .runtime import (
     LM_AUTO_NAMES,
     OBJECTIVES,
@@ -30,7 +32,6 @@ from .runtime import (
     resolve_mixed_precision,
     seeded_generator,
 )
-from .resume import check_resume_settings
 from .session import finish, run_session, save_model_fn
 
 
@@ -40,11 +41,37 @@ def validate_pretraining_recipe(recipe: dict[str, Any]) -> None:
         if not recipe.get(key):
             raise SeqlabUsageError(f"recipe key {key!r} is not set; add it to the recipe or pass --{key} VALUE")
     check_budget(recipe)
-    check_positive(recipe, ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
-                            "learning_rate", "max_seq_length", "logging_steps", "eval_steps", "save_steps",
-                            "max_corpus_tokens", "num_proc", "max_eval_batches", "stop_after_steps"))
-    check_positive(recipe, ("weight_decay", "warmup_ratio", "warmup_steps", "max_grad_norm", "save_total_limit",
-                            "validation_fraction", "debug_batch_log", "dataloader_num_workers"), allow_zero=True)
+    check_positive(
+        recipe,
+        (
+            "per_device_train_batch_size",
+            "per_device_eval_batch_size",
+            "gradient_accumulation_steps",
+            "learning_rate",
+            "max_seq_length",
+            "logging_steps",
+            "eval_steps",
+            "save_steps",
+            "max_corpus_tokens",
+            "num_proc",
+            "max_eval_batches",
+            "stop_after_steps",
+        ),
+    )
+    check_positive(
+        recipe,
+        (
+            "weight_decay",
+            "warmup_ratio",
+            "warmup_steps",
+            "max_grad_norm",
+            "save_total_limit",
+            "validation_fraction",
+            "debug_batch_log",
+            "dataloader_num_workers",
+        ),
+        allow_zero=True,
+    )
     if not 0.0 < recipe["mlm_probability"] < 1.0:
         raise SeqlabUsageError(f"mlm_probability must lie in (0, 1), got {recipe['mlm_probability']!r}")
     train_spec = recipe.get("tokenizer_train")
@@ -106,8 +133,12 @@ def budget_to_steps(recipe: Mapping[str, Any], batches_per_epoch: int, num_proce
     if recipe.get("max_steps"):
         return int(recipe["max_steps"])
     if recipe.get("max_train_tokens"):
-        tokens_per_step = (recipe["per_device_train_batch_size"] * recipe["gradient_accumulation_steps"]
-                           * num_processes * recipe["max_seq_length"])
+        tokens_per_step = (
+            recipe["per_device_train_batch_size"]
+            * recipe["gradient_accumulation_steps"]
+            * num_processes
+            * recipe["max_seq_length"]
+        )
         return max(1, math.ceil(recipe["max_train_tokens"] / tokens_per_step))
     epochs = float(recipe.get("num_train_epochs") or 1.0)
     return max(1, math.ceil(epochs * steps_per_epoch(batches_per_epoch, recipe["gradient_accumulation_steps"])))
@@ -230,15 +261,20 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
         num_workers=recipe["dataloader_num_workers"],
     )
     eval_batch_size = recipe["per_device_eval_batch_size"] or batch_size
-    eval_set = cap_for_evaluation(corpus["validation"], recipe["max_eval_batches"], eval_batch_size,
-                                  accelerator.num_processes)
-    eval_dataloader = DataLoader(
-        eval_set,
-        batch_size=eval_batch_size,
-        shuffle=False,
-        collate_fn=eval_collator,
-        num_workers=recipe["dataloader_num_workers"],
-    ) if len(eval_set) else None
+    eval_set = cap_for_evaluation(
+        corpus["validation"], recipe["max_eval_batches"], eval_batch_size, accelerator.num_processes
+    )
+    eval_dataloader = (
+        DataLoader(
+            eval_set,
+            batch_size=eval_batch_size,
+            shuffle=False,
+            collate_fn=eval_collator,
+            num_workers=recipe["dataloader_num_workers"],
+        )
+        if len(eval_set)
+        else None
+    )
     optimizer = create_optimizer(
         model,
         learning_rate=recipe["learning_rate"],

@@ -15,9 +15,10 @@ import difflib
 import math
 import os
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -73,19 +74,25 @@ def _shared_fields(**defaults: Any) -> dict[str, Field]:
         "max_train_tokens": Field(
             "int", None, "token budget, turned into optimizer steps (compare families at equal tokens)"
         ),
-        "num_train_epochs": Field("float", None, "passes over the training data (unset: 1 when no other budget is given)"),
+        "num_train_epochs": Field(
+            "float", None, "passes over the training data (unset: 1 when no other budget is given)"
+        ),
         "max_grad_norm": Field("float", 1.0, "gradient clipping threshold (0 or null: no clipping)"),
         "mixed_precision": Field("str", "auto", "auto: bf16 on a GPU that has it, else no", MIXED_PRECISION_CHOICES),
         "logging_steps": Field("int", 10, "optimizer steps between train_log.jsonl records"),
         "eval_steps": Field("int", None, "optimizer steps between evaluations (always evaluated at the end)"),
-        "max_eval_batches": Field("int", None, "evaluate on the first N batches' worth of the validation split (null: all of it)"),
+        "max_eval_batches": Field(
+            "int", None, "evaluate on the first N batches' worth of the validation split (null: all of it)"
+        ),
         "save_steps": Field("int", None, "optimizer steps between checkpoints (null: no checkpoints)"),
         "save_total_limit": Field("int", 2, "checkpoints kept (the oldest are deleted)"),
         "resume_from_checkpoint": Field("str", None, "'latest' or a checkpoint folder to continue from"),
         "stop_after_steps": Field("int", None, "debug: stop (as if killed) after this step, schedule unchanged"),
         "debug_batch_log": Field(
-            "int", 0, "debug: each process writes the token ids of its first N batches and a digest of its final "
-            "weights to output_dir/debug"
+            "int",
+            0,
+            "debug: each process writes the token ids of its first N batches and a digest of its final "
+            "weights to output_dir/debug",
         ),
         "report_to": Field("str", "none", "experiment tracker through Accelerate", REPORT_TO_CHOICES),
         "run_name": Field("str", None, "tracker project/run name (unset: the output_dir name)"),
@@ -106,7 +113,9 @@ PRETRAIN_FIELDS: dict[str, Field] = {
     "model_config": Field("str", None, "model YAML (family + config kwargs) or a folder with config.json"),
     "model": Field("dict", {}, "config overrides, e.g. --model.hidden_size 64"),
     "tokenizer_path": Field("str", None, "tokenizer folder (trained first when missing and tokenizer_train is set)"),
-    "tokenizer_train": Field("dict", None, "{sources, vocab_size, kind, max_texts, min_frequency}: train the tokenizer"),
+    "tokenizer_train": Field(
+        "dict", None, "{sources, vocab_size, kind, max_texts, min_frequency}: train the tokenizer"
+    ),
     "datasets": Field("list", None, "pretraining sources: data keys, key:split or files"),
     "max_seq_length": Field("int", 128, "tokens per packed block"),
     "max_corpus_tokens": Field("int", None, "cap on the tokens of the packed corpus"),
@@ -138,14 +147,22 @@ FINETUNE_FIELDS: dict[str, Field] = {
     "tokenizer_path": Field("str", None, "tokenizer folder (unset: the model folder)"),
     "dataset": Field("str", "sst2_sentence", "labelled data key or file"),
     "train_split": Field("str", "train", "split to fine-tune on"),
-    "eval_split": Field("str", "validation", "split of dataset to evaluate on, or a labelled file of held-out rows "
-                        "(a file dataset has no split of its own: training rows are never scored as validation)"),
+    "eval_split": Field(
+        "str",
+        "validation",
+        "split of dataset to evaluate on, or a labelled file of held-out rows "
+        "(a file dataset has no split of its own: training rows are never scored as validation)",
+    ),
     "eval_files": Field("list", [], "extra labelled files scored with the final classifier (--eval_file, repeatable)"),
     "max_length": Field("int", 128, "truncate texts to this many tokens"),
     "num_labels": Field("int", None, "classes (unset: from the data)"),
     "num_train_examples": Field("int", None, "stratified subset of the training split chosen by seed (null: all)"),
-    "dev_examples": Field("int", None, "carve a stratified dev set of this size off the training split (fixed by "
-                          "dev_seed, never trained on) and score it as dev_*: select settings on it, not on eval_split"),
+    "dev_examples": Field(
+        "int",
+        None,
+        "carve a stratified dev set of this size off the training split (fixed by "
+        "dev_seed, never trained on) and score it as dev_*: select settings on it, not on eval_split",
+    ),
     "dev_seed": Field("int", 0, "seed of the dev carve (not the run seed, so every run shares one dev set)"),
     "strategy": Field("str", "full", "full, freeze_body (linear probe) or ulmfit", STRATEGY_CHOICES),
     "ulmfit_lr_decay": Field("float", 2.6, "ULMFiT: each lower layer group trains at lr / decay^depth"),
@@ -153,7 +170,9 @@ FINETUNE_FIELDS: dict[str, Field] = {
     "ulmfit_ratio": Field("float", 32.0, "ULMFiT: ratio of the peak to the lowest learning rate"),
     "ulmfit_unfreeze_steps": Field("int", None, "ULMFiT: steps between unfreezing layer groups (unset: one epoch)"),
 }
-FINETUNE_FIELDS["num_train_epochs"] = Field("float", 3.0, "passes over the training data (when no other budget is given)")
+FINETUNE_FIELDS["num_train_epochs"] = Field(
+    "float", 3.0, "passes over the training data (when no other budget is given)"
+)
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -235,9 +254,7 @@ def coerce(key: str, value: Any, kind: str) -> Any:
 def _unknown_key_error(key: str, fields: Mapping[str, Field], where: str) -> SeqlabUsageError:
     close = difflib.get_close_matches(key, list(fields), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return SeqlabUsageError(
-        f"unknown recipe key {key!r} in {where}{hint}; valid keys: {', '.join(sorted(fields))}"
-    )
+    return SeqlabUsageError(f"unknown recipe key {key!r} in {where}{hint}; valid keys: {', '.join(sorted(fields))}")
 
 
 def _yaml_problem(error: Exception) -> str:
@@ -260,7 +277,9 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if content is None:
         return {}
     if not isinstance(content, dict):
-        raise SeqlabUsageError(f"recipe file {str(file)!r} must hold a mapping of keys to values, not {type(content).__name__}")
+        raise SeqlabUsageError(
+            f"recipe file {str(file)!r} must hold a mapping of keys to values, not {type(content).__name__}"
+        )
     return content
 
 
@@ -271,7 +290,9 @@ def _set_value(recipe: dict[str, Any], key: str, value: Any, fields: Mapping[str
     field = fields[top]
     if nested:
         if field.kind != "dict":
-            raise SeqlabUsageError(f"recipe key {top!r} is not a mapping, so {key!r} is not a valid key; use --{top} VALUE")
+            raise SeqlabUsageError(
+                f"recipe key {top!r} is not a mapping, so {key!r} is not a valid key; use --{top} VALUE"
+            )
         mapping = dict(recipe.get(top) or {})
         mapping[nested] = yaml.safe_load(value) if isinstance(value, str) else value
         recipe[top] = mapping
@@ -312,9 +333,7 @@ def resolve_recipe(
         resolved["config"] = str(config_path)
     for key, field in fields.items():
         if field.choices and resolved[key] is not None and resolved[key] not in field.choices:
-            raise SeqlabUsageError(
-                f"recipe key {key!r} is {resolved[key]!r}; choose one of {', '.join(field.choices)}"
-            )
+            raise SeqlabUsageError(f"recipe key {key!r} is {resolved[key]!r}; choose one of {', '.join(field.choices)}")
     return resolved
 
 
@@ -330,7 +349,9 @@ def _copy_default(value: Any) -> Any:
     return value
 
 
-def parse_overrides(argv: Sequence[str], fields: Mapping[str, Field], repeatable: Iterable[str] = ("eval_file",)) -> dict[str, Any]:
+def parse_overrides(
+    argv: Sequence[str], fields: Mapping[str, Field], repeatable: Iterable[str] = ("eval_file",)
+) -> dict[str, Any]:
     """Turn ``--key value`` pairs into a mapping (values still strings; ``resolve_recipe`` coerces them)."""
     repeatable = set(repeatable)
     overrides: dict[str, Any] = {}
@@ -364,7 +385,9 @@ def parse_overrides(argv: Sequence[str], fields: Mapping[str, Field], repeatable
     return overrides
 
 
-def recipe_from_argv(argv: Sequence[str], fields: Mapping[str, Field], description: str | None = None) -> dict[str, Any]:
+def recipe_from_argv(
+    argv: Sequence[str], fields: Mapping[str, Field], description: str | None = None
+) -> dict[str, Any]:
     """The recipe a script runs: ``--config FILE`` under the other ``--key value`` overrides.
 
     ``-h``/``--help`` prints ``description`` (the script's docstring) and every recipe key with its

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .checkpointing import write_text_atomic
 
@@ -42,8 +43,11 @@ class TrainLog:
             self._truncate_after(resume_step)
 
     def _truncate_after(self, step: int) -> None:
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if (record := _parse_record(line)) is not None and record.get("step", 0) <= step]
+        kept = [
+            line
+            for line in self.path.read_text(encoding="utf-8").splitlines()
+            if (record := _parse_record(line)) is not None and record.get("step", 0) <= step
+        ]
         write_text_atomic(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: Mapping[str, Any]) -> None:

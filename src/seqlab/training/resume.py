@@ -11,8 +11,9 @@ are applied, and ``recipe.yaml`` records them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -21,8 +22,18 @@ from ..errors import SeqlabUsageError
 logger = logging.getLogger(__name__)
 
 # Bookkeeping that cannot change the trained weights: applied on resume.
-SAFE_TO_CHANGE = ("logging_steps", "eval_steps", "save_steps", "save_total_limit", "save_model", "report_to",
-                  "run_name", "dataloader_num_workers", "debug_batch_log", "stop_after_steps")
+SAFE_TO_CHANGE = (
+    "logging_steps",
+    "eval_steps",
+    "save_steps",
+    "save_total_limit",
+    "save_model",
+    "report_to",
+    "run_name",
+    "dataloader_num_workers",
+    "debug_batch_log",
+    "stop_after_steps",
+)
 # How this invocation was started, not what the run is.
 NOT_SETTINGS = ("resume_from_checkpoint", "overwrite_output_dir", "output_dir", "config")
 
@@ -41,8 +52,11 @@ def recorded_recipe(checkpoint: Path) -> tuple[Path, dict[str, Any] | None]:
 
 def changed_settings(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """``{key: (recorded, current)}`` for every key both recipes set to different values."""
-    return {key: (recorded[key], current[key]) for key in sorted(set(recorded) & set(current))
-            if key not in NOT_SETTINGS and recorded[key] != current[key]}
+    return {
+        key: (recorded[key], current[key])
+        for key in sorted(set(recorded) & set(current))
+        if key not in NOT_SETTINGS and recorded[key] != current[key]
+    }
 
 
 def check_resume_settings(recipe: Mapping[str, Any], checkpoint: Path | None) -> None:
@@ -63,5 +77,7 @@ def check_resume_settings(recipe: Mapping[str, Any], checkpoint: Path | None) ->
             f"{', '.join(SAFE_TO_CHANGE)} may change): drop those overrides, or start a new run in another --output_dir"
         )
     if changed:
-        logger.warning("resuming with changed bookkeeping settings (recorded in recipe.yaml): %s",
-                       ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items()))
+        logger.warning(
+            "resuming with changed bookkeeping settings (recorded in recipe.yaml): %s",
+            ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changed.items()),
+        )

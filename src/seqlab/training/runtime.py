@@ -8,8 +8,9 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -252,8 +253,11 @@ def weight_files(path: Path, key: str) -> list[Path]:
         files = [path / "model.safetensors"]
     for file in files:
         if not file.is_file():
-            hint = " (a pickled pytorch_model.bin is not loaded: re-save the model with safetensors)" \
-                if (path / "pytorch_model.bin").exists() else ""
+            hint = (
+                " (a pickled pytorch_model.bin is not loaded: re-save the model with safetensors)"
+                if (path / "pytorch_model.bin").exists()
+                else ""
+            )
             raise SeqlabUsageError(f"{key} {str(path)!r} has no {file.name}{hint}; pass a folder saved by seqlab")
         try:
             with safe_open(str(file), framework="pt") as handle:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..errors import TrainingInterrupted
 from .checkpointing import TrainingProgress, list_checkpoints, load_checkpoint, load_progress, remove_leftovers
@@ -26,7 +27,9 @@ def _tracker_config(recipe: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in recipe.items():
         if isinstance(value, dict):
             for inner, inner_value in value.items():
-                flat[f"{key}.{inner}"] = inner_value if isinstance(inner_value, (int, float, str, bool)) else str(inner_value)
+                flat[f"{key}.{inner}"] = (
+                    inner_value if isinstance(inner_value, (int, float, str, bool)) else str(inner_value)
+                )
         elif isinstance(value, (int, float, str, bool)):
             flat[key] = value
         elif value is not None:
@@ -84,10 +87,15 @@ def run_session(
         if loop.stopped_early:
             return SessionResult(loop=loop, final_scores=None)
         scores = final_evaluate_fn() if final_evaluate_fn is not None else {}
-        eval_record = {"step": loop.progress.step, **{f"eval_{k}": v for k, v in scores.items() if not isinstance(v, dict)}}
+        eval_record = {
+            "step": loop.progress.step,
+            **{f"eval_{k}": v for k, v in scores.items() if not isinstance(v, dict)},
+        }
         if len(eval_record) > 1:
             train_log.write(eval_record)
-            accelerator.log({f"eval/{k[5:]}": v for k, v in eval_record.items() if k != "step"}, step=loop.progress.step)
+            accelerator.log(
+                {f"eval/{k[5:]}": v for k, v in eval_record.items() if k != "step"}, step=loop.progress.step
+            )
         check_finished_run(loop.progress.step, loop.progress.skipped_steps, scores, settings.output_dir)
         if save_model is not None:
             save_model()  # file by file, each replaced atomically: an interrupted save leaves no torn file

@@ -1,9 +1,15 @@
 from .configuration_decoder import DecoderConfig
 from .modeling_decoder import (
-    DecoderModel,
-    DecoderPreTrainedModel,
     DecoderForCausalLM,
     DecoderForSequenceClassification,
+    DecoderModel,
+    DecoderPreTrainedModel,
 )
 
-__all__ = ["DecoderConfig", "DecoderPreTrainedModel", "DecoderModel", "DecoderForCausalLM", "DecoderForSequenceClassification"]
+__all__ = [
+    "DecoderConfig",
+    "DecoderPreTrainedModel",
+    "DecoderModel",
+    "DecoderForCausalLM",
+    "DecoderForSequenceClassification",
+]

@@ -79,6 +79,7 @@ class DecoderConfig(PreTrainedConfig):
                 f"the model class of the `{found}` family."
             )
         return super().from_dict(config_dict, **kwargs)
+
     keys_to_ignore_at_inference = ["cache", "past_key_values"]  # "cache" from transformers 5.24 on
 
     def __init__(

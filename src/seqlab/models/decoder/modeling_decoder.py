@@ -188,7 +188,6 @@ class DecoderPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
-
     def save_pretrained(self, save_directory, *args, **kwargs):
         if self._auto_class is not None:
             # every head of the family lives in this file: list them all in auto_map, so that a saved
@@ -475,7 +474,7 @@ def pool_hidden_states(hidden: torch.Tensor, mask: torch.Tensor | None, pooling:
     """
     if mask is None:
         mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
-    mask = mask[:, -hidden.size(1):].to(hidden.device)
+    mask = mask[:, -hidden.size(1) :].to(hidden.device)
     positions = torch.arange(hidden.size(1), device=hidden.device)
     last_index = (mask.long() * (positions + 1)).argmax(dim=1)
     last = hidden[torch.arange(hidden.size(0), device=hidden.device), last_index]
@@ -564,7 +563,6 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
             **{_CACHE_FIELD: getattr(outputs, _CACHE_FIELD)},
         )
         return output if return_dict else output.to_tuple()
-
 
 
 _FAMILY_AUTO_MAP = {

@@ -1,9 +1,15 @@
 from .configuration_encoder import EncoderConfig
 from .modeling_encoder import (
-    EncoderModel,
-    EncoderPreTrainedModel,
     EncoderForMaskedLM,
     EncoderForSequenceClassification,
+    EncoderModel,
+    EncoderPreTrainedModel,
 )
 
-__all__ = ["EncoderConfig", "EncoderPreTrainedModel", "EncoderModel", "EncoderForMaskedLM", "EncoderForSequenceClassification"]
+__all__ = [
+    "EncoderConfig",
+    "EncoderPreTrainedModel",
+    "EncoderModel",
+    "EncoderForMaskedLM",
+    "EncoderForSequenceClassification",
+]

@@ -202,7 +202,6 @@ class EncoderPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
-
     def save_pretrained(self, save_directory, *args, **kwargs):
         if self._auto_class is not None:
             # every head of the family lives in this file: list them all in auto_map, so that a saved
@@ -456,9 +455,7 @@ class EncoderForSequenceClassification(EncoderPreTrainedModel):
         conversions = getattr(model, "_weight_conversions", None)
         if conversions:
             legacy = set(_LEGACY_HEAD_KEYS)
-            model._weight_conversions = [
-                c for c in conversions if not set(getattr(c, "source_patterns", ())) & legacy
-            ]
+            model._weight_conversions = [c for c in conversions if not set(getattr(c, "source_patterns", ())) & legacy]
         return loaded
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -507,7 +504,6 @@ class EncoderForSequenceClassification(EncoderPreTrainedModel):
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
         return output if return_dict else output.to_tuple()
-
 
 
 _FAMILY_AUTO_MAP = {

@@ -1,9 +1,15 @@
 from .configuration_recurrent import RecurrentConfig
 from .modeling_recurrent import (
-    RecurrentModel,
-    RecurrentPreTrainedModel,
     RecurrentForCausalLM,
     RecurrentForSequenceClassification,
+    RecurrentModel,
+    RecurrentPreTrainedModel,
 )
 
-__all__ = ["RecurrentConfig", "RecurrentPreTrainedModel", "RecurrentModel", "RecurrentForCausalLM", "RecurrentForSequenceClassification"]
+__all__ = [
+    "RecurrentConfig",
+    "RecurrentPreTrainedModel",
+    "RecurrentModel",
+    "RecurrentForCausalLM",
+    "RecurrentForSequenceClassification",
+]

@@ -467,9 +467,7 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         self.output_dropout = nn.Dropout(config.output_dropout_prob)
         # tying needs the LM head to read vectors of the embedding width
         self.projection = (
-            nn.Linear(config.hidden_size, config.embedding_size, bias=False)
-            if config.projects_to_embeddings
-            else None
+            nn.Linear(config.hidden_size, config.embedding_size, bias=False) if config.projects_to_embeddings else None
         )
         head_in = config.embedding_size if config.tie_word_embeddings else config.hidden_size
         self.lm_head = nn.Linear(head_in, config.vocab_size, bias=True)
@@ -493,7 +491,8 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         # check and fails later with "Assisted decoding requires a cache": refuse it here the same way on every version.
         config = kwargs.get("generation_config") or self.generation_config
         assisted = kwargs.get("assistant_model") is not None or any(
-            kwargs.get(name, getattr(config, name, None)) for name in ("prompt_lookup_num_tokens", "assistant_early_exit")
+            kwargs.get(name, getattr(config, name, None))
+            for name in ("prompt_lookup_num_tokens", "assistant_early_exit")
         )
         if assisted:
             raise ValueError(
@@ -512,7 +511,9 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             inputs = kwargs.get(name) if inputs is None else inputs
         prompt = int(inputs.shape[1]) if torch.is_tensor(inputs) and inputs.dim() >= 2 else 0
         max_new = kwargs.get("max_new_tokens", getattr(config, "max_new_tokens", None))
-        total = prompt + max_new if max_new is not None else kwargs.get("max_length", getattr(config, "max_length", None))
+        total = (
+            prompt + max_new if max_new is not None else kwargs.get("max_length", getattr(config, "max_length", None))
+        )
         limit = self.config.max_position_embeddings
         if isinstance(total, (int, float)) and total > limit:
             asked = f"{prompt} prompt + {max_new} new tokens" if max_new is not None else "max_length"
@@ -613,7 +614,7 @@ def pool_hidden_states(hidden: torch.Tensor, mask: torch.Tensor | None, pooling:
     """
     if mask is None:
         mask = torch.ones(hidden.shape[:2], dtype=torch.long, device=hidden.device)
-    mask = mask[:, -hidden.size(1):].to(hidden.device)
+    mask = mask[:, -hidden.size(1) :].to(hidden.device)
     positions = torch.arange(hidden.size(1), device=hidden.device)
     last_index = (mask.long() * (positions + 1)).argmax(dim=1)
     last = hidden[torch.arange(hidden.size(0), device=hidden.device), last_index]
@@ -683,7 +684,6 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
             out = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
             return (loss, *out) if loss is not None else out
         return SequenceClassifierOutputWithPast(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-
 
 
 _FAMILY_AUTO_MAP = {
