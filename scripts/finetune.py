@@ -22,10 +22,10 @@ from seqlab.errors import run_cli
 
 def main(argv: list[str] | None = None) -> None:
     import seqlab  # noqa: F401  (registers the model families with the Auto classes)
-    from seqlab.training import FINETUNE_FIELDS, recipe_from_argv, run_finetuning
+    from seqlab.training import FinetuningArgs, args_from_argv, run_finetuning
 
-    recipe = recipe_from_argv(sys.argv[1:] if argv is None else argv, FINETUNE_FIELDS, description=__doc__)
-    metrics = run_finetuning(recipe)
+    args = args_from_argv(FinetuningArgs, sys.argv[1:] if argv is None else argv, description=__doc__)
+    metrics = run_finetuning(args)
     keys = (
         "family",
         "strategy",

@@ -18,10 +18,10 @@ from seqlab.errors import run_cli
 
 def main(argv: list[str] | None = None) -> None:
     import seqlab  # noqa: F401  (registers the model families with the Auto classes)
-    from seqlab.training import PRETRAIN_FIELDS, recipe_from_argv, run_pretraining
+    from seqlab.training import PretrainingArgs, args_from_argv, run_pretraining
 
-    recipe = recipe_from_argv(sys.argv[1:] if argv is None else argv, PRETRAIN_FIELDS, description=__doc__)
-    metrics = run_pretraining(recipe)
+    args = args_from_argv(PretrainingArgs, sys.argv[1:] if argv is None else argv, description=__doc__)
+    metrics = run_pretraining(args)
     summary = {
         k: metrics[k] for k in ("family", "step", "eval_loss", "eval_perplexity", "stopped_at_step") if k in metrics
     }

@@ -60,6 +60,7 @@ from seqlab.data import load_text_dataset
 from seqlab.errors import SeqlabUsageError
 from seqlab.tokenizer import token_config_kwargs
 from seqlab.training import run_finetuning, run_pretraining
+from seqlab.training.test_hooks import debug_hooks
 
 DECODER = {
     "hidden_size": 32,
@@ -599,7 +600,8 @@ def test_bad_model_folder_is_refused_by_the_export(how, lm_folder, tokenizer, tm
 def checkpointed_run(tokenizer, model_yaml, tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("ckpt")
     recipe = pretrain_recipe(tokenizer, model_yaml, folder / "run", max_steps=4, save_steps=2)
-    run_pretraining(recipe, stop_after_steps=2)
+    with debug_hooks(stop_after_steps=2):  # test hook: stop after step 2 as if killed
+        run_pretraining(recipe)
     return recipe
 
 

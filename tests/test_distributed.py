@@ -55,7 +55,6 @@ def test_two_cpu_processes_see_different_shards_and_end_identical(tokenizer, tmp
                 "logging_steps": 2,
                 "eval_steps": 3,
                 "save_steps": 3,
-                "debug_batch_log": STEPS,
                 "output_dir": str(out),
                 "seed": 11,
             }
@@ -64,6 +63,7 @@ def test_two_cpu_processes_see_different_shards_and_end_identical(tokenizer, tmp
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root / "src"), env.get("PYTHONPATH")]))
     env["OMP_NUM_THREADS"] = "1"
+    env["SEQLAB_DEBUG_BATCH_LOG"] = str(STEPS)  # test hook: each process logs its batches and weights digest
     result = subprocess.run(
         [
             sys.executable,

@@ -28,6 +28,7 @@ import yaml
 from safetensors.torch import load_file
 
 from seqlab.training import run_pretraining
+from seqlab.training.test_hooks import debug_hooks
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +91,6 @@ def test_two_processes_equal_one_process_at_the_same_global_batch(tokenizer, tmp
         "per_device_eval_batch_size": 8,
         "learning_rate": 3e-3,
         "warmup_ratio": 0.2,
-        "debug_batch_log": STEPS,
         "seed": 21,
     }
     two = tmp_path / "two"
@@ -101,6 +101,7 @@ def test_two_processes_equal_one_process_at_the_same_global_batch(tokenizer, tmp
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root / "src"), env.get("PYTHONPATH")]))
     env["OMP_NUM_THREADS"] = "1"
+    env["SEQLAB_DEBUG_BATCH_LOG"] = str(STEPS)  # test hook: each process logs its batches and weights digest
     launched = subprocess.Popen(
         [
             sys.executable,
@@ -127,7 +128,8 @@ def test_two_processes_equal_one_process_at_the_same_global_batch(tokenizer, tmp
         env=env,
     )
     one = tmp_path / "one"  # meanwhile, the single process runs here
-    single = run_pretraining({**recipe, "per_device_train_batch_size": GLOBAL_BATCH, "output_dir": str(one)})
+    with debug_hooks(debug_batch_log=STEPS):
+        single = run_pretraining({**recipe, "per_device_train_batch_size": GLOBAL_BATCH, "output_dir": str(one)})
     _, stderr = launched.communicate(timeout=300)
     assert launched.returncode == 0, stderr[-3000:]
     double = json.loads((two / "metrics.json").read_text())

@@ -83,11 +83,11 @@ def _body(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def test_finetune_from_pretrained_keeps_the_body(pretrained, tokenizer, tmp_path, labelled_file):
+    from seqlab.training import FinetuningArgs, resolve_args
     from seqlab.training.finetuning import load_classifier
-    from seqlab.training.recipe import FINETUNE_FIELDS, resolve_recipe
 
     lm_weights = load_file(str(pretrained["folder"] / "model.safetensors"))
-    recipe = resolve_recipe(finetune_recipe(str(pretrained["folder"]), tmp_path / "x"), FINETUNE_FIELDS)
+    recipe = resolve_args(FinetuningArgs, finetune_recipe(str(pretrained["folder"]), tmp_path / "x"))
     family, classifier, loaded = load_classifier(recipe, tokenizer, 2, {0: "negative", 1: "positive"})
     assert family == "decoder" and loaded == len(_body(lm_weights)) > 0
     state = classifier.state_dict()

@@ -18,7 +18,8 @@ from safetensors.torch import load_file
 import seqlab  # noqa: F401  (registers the Auto classes)
 from seqlab import DecoderForCausalLM, DecoderForSequenceClassification
 from seqlab.errors import SeqlabUsageError
-from seqlab.training import FINETUNE_FIELDS, run_finetuning, run_pretraining
+from seqlab.training import FinetuningArgs, run_finetuning, run_pretraining
+from seqlab.training.args import recipe_keys
 from seqlab.training.checkpointing import load_progress, safe_load
 from seqlab.training.health import NonFiniteLossError
 
@@ -193,7 +194,7 @@ def test_cli_reports_a_nonfinite_loss_in_one_line_and_exits_1(
 
 
 def test_finetuning_stops_on_a_nonfinite_loss_too(tokenizer, model_yaml, tmp_path, monkeypatch):
-    assert FINETUNE_FIELDS["skip_nonfinite_batches"].default is False
+    assert recipe_keys(FinetuningArgs)["skip_nonfinite_batches"].default is False
     inject_nan(monkeypatch, DecoderForSequenceClassification, {2})
     out = tmp_path / "ft"
     with pytest.raises(NonFiniteLossError, match="training stopped at step 2"):

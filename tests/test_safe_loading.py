@@ -23,6 +23,7 @@ from seqlab.hub.export import EXPORT_WHITELIST, is_whitelisted
 from seqlab.models import FAMILIES
 from seqlab.tokenizer import token_config_kwargs
 from seqlab.training import run_finetuning, run_pretraining
+from seqlab.training.test_hooks import debug_hooks
 
 TINY = {
     "recurrent": {"cell_type": "gru", "hidden_size": 32, "embedding_size": 32, "num_hidden_layers": 2},
@@ -80,7 +81,8 @@ def stopped_run(tokenizer, tmp_path_factory) -> dict:
         "output_dir": str(folder / "run"),
         "seed": 4,
     }
-    assert run_pretraining(recipe, stop_after_steps=4)["stopped_at_step"] == 4
+    with debug_hooks(stop_after_steps=4):  # test hook: stop after step 4 as if killed
+        assert run_pretraining(recipe)["stopped_at_step"] == 4
     return {"recipe": recipe, "run": folder / "run"}
 
 

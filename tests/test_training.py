@@ -16,8 +16,10 @@ import yaml
 
 import seqlab  # noqa: F401  (registers the Auto classes)
 from seqlab.errors import SeqlabUsageError
-from seqlab.training import PRETRAIN_FIELDS, run_pretraining
-from seqlab.training.recipe import FINETUNE_FIELDS, parse_overrides, recipe_from_argv, resolve_recipe
+from seqlab.training import FinetuningArgs, PretrainingArgs, args_from_argv, resolve_args, run_pretraining
+from seqlab.training.args import recipe_keys
+from seqlab.training.cli import RecipeParser
+from seqlab.training.test_hooks import debug_hooks
 
 TINY_MODEL = {
     "recurrent": {
@@ -88,7 +90,7 @@ def tiny_recipe(tokenizer, model_yaml: str, output_dir: Path, **extra) -> dict:
 def test_recipe_file_overrides_and_type_coercion(tmp_path):
     config = tmp_path / "recipe.yaml"
     config.write_text("learning_rate: 1e-3\nmax_train_tokens: 1000000\nmixed_precision: no\ndatasets: [a, b]\n")
-    overrides = parse_overrides(
+    overrides = RecipeParser(PretrainingArgs).parse_overrides(
         [
             "--config",
             str(config),
@@ -101,9 +103,8 @@ def test_recipe_file_overrides_and_type_coercion(tmp_path):
             "--datasets",
             "x,y:unsup",
         ],
-        PRETRAIN_FIELDS,
     )
-    recipe = resolve_recipe(None, PRETRAIN_FIELDS, overrides)
+    recipe = resolve_args(PretrainingArgs, None, overrides).to_dict()
     assert recipe["learning_rate"] == pytest.approx(1e-3)  # YAML reads 1e-3 as a string
     assert recipe["mixed_precision"] == "no"  # YAML reads a bare `no` as False
     assert recipe["max_steps"] == 12 and recipe["max_train_tokens"] is None  # a CLI budget replaces the file's
@@ -111,11 +112,12 @@ def test_recipe_file_overrides_and_type_coercion(tmp_path):
     assert recipe["weight_decay"] == pytest.approx(0.1)
     assert recipe["overwrite_output_dir"] is True
     assert recipe["datasets"] == ["x", "y:unsup"]
-    assert recipe["seed"] == PRETRAIN_FIELDS["seed"].default
+    assert recipe["seed"] == recipe_keys(PretrainingArgs)["seed"].default
 
 
 def test_recipe_repeatable_eval_file_and_int_budget():
-    recipe = recipe_from_argv(["--eval_file", "a.tsv", "--eval_file", "b.jsonl", "--max_steps", "1e3"], FINETUNE_FIELDS)
+    argv = ["--eval_file", "a.tsv", "--eval_file", "b.jsonl", "--max_steps", "1e3"]
+    recipe = args_from_argv(FinetuningArgs, argv).to_dict()
     assert recipe["eval_files"] == ["a.tsv", "b.jsonl"]
     assert recipe["max_steps"] == 1000 and recipe["num_train_epochs"] is None
 
@@ -125,26 +127,26 @@ def test_unknown_recipe_key_lists_valid_keys(tmp_path):
         SeqlabUsageError,
         match=r"unknown recipe key 'learnig_rate'.*did you mean 'learning_rate'.*valid keys:.*max_steps",
     ):
-        recipe_from_argv(["--learnig_rate", "1"], PRETRAIN_FIELDS)
+        args_from_argv(PretrainingArgs, ["--learnig_rate", "1"])
     config = tmp_path / "recipe.yaml"
     config.write_text("max_stepz: 3\n")
     with pytest.raises(SeqlabUsageError, match="unknown recipe key 'max_stepz' in recipe file"):
-        resolve_recipe({"config": str(config)}, PRETRAIN_FIELDS)
+        resolve_args(PretrainingArgs, {"config": str(config)})
     with pytest.raises(SeqlabUsageError, match="must be an integer"):
-        resolve_recipe({"max_steps": "ten"}, PRETRAIN_FIELDS)
+        resolve_args(PretrainingArgs, {"max_steps": "ten"})
     with pytest.raises(SeqlabUsageError, match="choose one of"):
-        resolve_recipe({"mixed_precision": "fp8"}, PRETRAIN_FIELDS)
+        resolve_args(PretrainingArgs, {"mixed_precision": "fp8"})
 
 
 def test_shipped_recipes_load(repo_root):
     for path in sorted((repo_root / "configs" / "pretrain").glob("*.yaml")):
-        recipe = resolve_recipe({"config": str(path)}, PRETRAIN_FIELDS)
+        recipe = resolve_args(PretrainingArgs, {"config": str(path)}).to_dict()
         model_yaml = repo_root / recipe["model_config"]
         assert model_yaml.is_file(), path
         family = yaml.safe_load(model_yaml.read_text())["family"]
         assert family in path.name
     for path in sorted((repo_root / "configs" / "finetune").glob("*.yaml")):
-        resolve_recipe({"config": str(path)}, FINETUNE_FIELDS)
+        resolve_args(FinetuningArgs, {"config": str(path)})
     for path in sorted((repo_root / "configs" / "accelerate").glob("*.yaml")):
         assert "distributed_type" in yaml.safe_load(path.read_text())
 
@@ -323,9 +325,8 @@ def test_resume_after_a_stop_is_bit_identical(family, tokenizer, model_yamls, tm
     common = dict(max_steps=10, save_steps=3, save_total_limit=2, gradient_accumulation_steps=2, eval_steps=4)
     full = run_pretraining(tiny_recipe(tokenizer, model_yamls[family], tmp_path / "full", **common))
 
-    stopped = run_pretraining(
-        tiny_recipe(tokenizer, model_yamls[family], tmp_path / "cut", stop_after_steps=8, **common)
-    )
+    with debug_hooks(stop_after_steps=8):  # test hook: stop after step 8 as if killed
+        stopped = run_pretraining(tiny_recipe(tokenizer, model_yamls[family], tmp_path / "cut", **common))
     assert stopped["stopped_at_step"] == 8
     cut = tmp_path / "cut"
     assert not (cut / "model.safetensors").exists()  # a stopped run is like a killed one
@@ -522,8 +523,9 @@ def test_drop_tied_copies_keeps_an_undeclared_alias():
     assert set(state) == {"0.embed.weight", "0.other.weight"}
 
 
-@pytest.mark.parametrize("script, fields", [("pretrain", PRETRAIN_FIELDS), ("finetune", FINETUNE_FIELDS)])
-def test_script_help_shows_each_recipe_key_with_kind_meaning_and_default(script, fields, repo_root):
+@pytest.mark.parametrize("script, args_class", [("pretrain", PretrainingArgs), ("finetune", FinetuningArgs)])
+def test_script_help_shows_each_recipe_key_with_kind_meaning_and_default(script, args_class, repo_root):
+    fields = recipe_keys(args_class)
     result = subprocess.run(
         [sys.executable, str(repo_root / "scripts" / f"{script}.py"), "--help"],
         capture_output=True,

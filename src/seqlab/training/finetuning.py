@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SeqlabUsageError
+from .args import FinetuningArgs, check_bounds, check_budget, check_required
 from .checkpointing import check_checkpoint_fits, resolve_resume
 from .lock import OutputDirLock
 from .loop import LoopSettings, steps_per_epoch
@@ -33,7 +34,7 @@ from .optim import (
     warmup_steps_for,
 )
 from .pretraining import check_sequence_length
-from .recipe import FINETUNE_FIELDS, check_budget, check_positive, resolve_path, resolve_recipe
+from .recipe import resolve_args, resolve_path
 from .resume import check_resume_settings
 from .runtime import (
     build_model_config,
@@ -51,61 +52,30 @@ from .runtime import (
     seeded_generator,
 )
 from .session import finish, run_session, save_model_fn
+from .test_hooks import with_test_hooks
 
 SCRATCH = "scratch"
 _DEV = "\0dev"  # key of the dev scores among final_evaluate's results (cannot clash with a file name)
 
 
-def validate_finetuning_recipe(recipe: dict[str, Any]) -> None:
+def validate_finetuning_args(args: FinetuningArgs) -> None:
     """Checks that need no data, model or tokenizer (cheap; run first)."""
-    for key in ("model_name_or_path", "output_dir", "dataset"):
-        if not recipe.get(key):
-            raise SeqlabUsageError(f"recipe key {key!r} is not set; pass --{key} VALUE")
-    if recipe["model_name_or_path"] == SCRATCH and not recipe.get("model_config"):
+    check_required(args, ("model_name_or_path", "output_dir", "dataset"), hint="")
+    if args.model_name_or_path == SCRATCH and not args.model_config:
         raise SeqlabUsageError(
             "--model_name_or_path scratch needs --model_config (a model YAML or a pretrained folder whose "
             "config to copy) and --tokenizer_path"
         )
-    if recipe.get("max_train_tokens") is not None:
+    if args.max_train_tokens is not None:
         raise SeqlabUsageError("max_train_tokens is a pretraining budget; fine-tune with max_steps or num_train_epochs")
-    check_budget(recipe)
-    check_positive(
-        recipe,
-        (
-            "per_device_train_batch_size",
-            "per_device_eval_batch_size",
-            "gradient_accumulation_steps",
-            "learning_rate",
-            "max_length",
-            "logging_steps",
-            "eval_steps",
-            "save_steps",
-            "num_labels",
-            "num_train_examples",
-            "max_eval_batches",
-            "stop_after_steps",
-            "ulmfit_unfreeze_steps",
-        ),
-    )
-    check_positive(
-        recipe,
-        (
-            "weight_decay",
-            "warmup_ratio",
-            "warmup_steps",
-            "max_grad_norm",
-            "save_total_limit",
-            "debug_batch_log",
-            "dataloader_num_workers",
-        ),
-        allow_zero=True,
-    )
-    if recipe["ulmfit_lr_decay"] < 1.0:
+    check_budget(args)
+    check_bounds(args)
+    if args.ulmfit_lr_decay < 1.0:
         raise SeqlabUsageError(
-            f"ulmfit_lr_decay must be >= 1 (lower layers learn slower), got {recipe['ulmfit_lr_decay']!r}"
+            f"ulmfit_lr_decay must be >= 1 (lower layers learn slower), got {args.ulmfit_lr_decay!r}"
         )
-    check_tracker(recipe["report_to"])
-    resolve_mixed_precision(recipe["mixed_precision"])
+    check_tracker(args.report_to)
+    resolve_mixed_precision(args.mixed_precision)
 
 
 def _columns_of(path: Path) -> list[str]:
@@ -138,17 +108,17 @@ def load_labelled(source: str, split: str, what: str):
     return dataset
 
 
-def eval_is_file(recipe: Mapping[str, Any]) -> bool:
+def eval_is_file(args: FinetuningArgs) -> bool:
     """``eval_split`` may name a labelled file of held-out rows (the evaluation split of a file dataset)."""
-    value = recipe["eval_split"]
-    return bool(value) and Path(value).suffix != "" and resolve_path(value, recipe).is_file()
+    value = args.eval_split
+    return bool(value) and Path(value).suffix != "" and resolve_path(value, args).is_file()
 
 
-def evaluation_source(recipe: Mapping[str, Any]) -> tuple[str, str]:
+def evaluation_source(args: FinetuningArgs) -> tuple[str, str]:
     """``(source, split)`` the evaluation split is read from."""
-    if eval_is_file(recipe):
-        return str(resolve_path(recipe["eval_split"], recipe)), "train"
-    return recipe["dataset"], recipe["eval_split"]
+    if eval_is_file(args):
+        return str(resolve_path(args.eval_split, args)), "train"
+    return args.dataset, args.eval_split
 
 
 def _rows_identity(source: str, split: str) -> tuple:
@@ -159,15 +129,15 @@ def _rows_identity(source: str, split: str) -> tuple:
     return where, resolved.carve
 
 
-def refuse_training_rows_as_evaluation(recipe: Mapping[str, Any]) -> None:
+def refuse_training_rows_as_evaluation(args: FinetuningArgs) -> None:
     """A file dataset has no evaluation split of its own (nor has ``key:train``): reading 'validation' from it
     would score the very rows trained on and report them as validation accuracy. Refused, as ``datasets``
     refuses an unknown split; the held-out rows are named with ``--eval_split FILE``."""
-    if _rows_identity(recipe["dataset"], recipe["train_split"]) != _rows_identity(*evaluation_source(recipe)):
+    if _rows_identity(args.dataset, args.train_split) != _rows_identity(*evaluation_source(args)):
         return
     raise SeqlabUsageError(
-        f"dataset {recipe['dataset']!r} has no evaluation split of its own: evaluating on split "
-        f"{recipe['eval_split']!r} would score the training rows themselves; pass a labelled file of held-out rows "
+        f"dataset {args.dataset!r} has no evaluation split of its own: evaluating on split "
+        f"{args.eval_split!r} would score the training rows themselves; pass a labelled file of held-out rows "
         "as --eval_split DEV_FILE (e.g. dev.tsv), or a data key whose evaluation split is separate"
     )
 
@@ -191,7 +161,7 @@ def _with_overrides(config, overrides: Mapping[str, Any]):
     return config
 
 
-def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2label: dict[int, str]):
+def load_classifier(args: FinetuningArgs, tokenizer, num_labels: int, id2label: dict[int, str]):
     """Return ``(family, model, loaded_body_tensors)``: the pretrained body with a fresh classification head,
     or (``scratch``) the same configuration with fresh weights everywhere."""
     import torch
@@ -202,20 +172,18 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
     from ..tokenizer import check_vocab_compatible
 
     label_kwargs = {"num_labels": num_labels, "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
-    if recipe["model_name_or_path"] == SCRATCH:
-        family, config = build_model_config(
-            recipe["model_config"], recipe["model"] or {}, tokenizer, recipe, **label_kwargs
-        )
+    if args.model_name_or_path == SCRATCH:
+        family, config = build_model_config(args.model_config, args.model or {}, tokenizer, args, **label_kwargs)
         check_vocab_compatible(tokenizer, config)
         return family, FAMILIES[family][1]["AutoModelForSequenceClassification"](config), 0
 
-    path, config, family = check_pretrained_folder(recipe)
-    check_config_overrides(FAMILIES[family][0], recipe["model"] or {}, "the recipe's `model` overrides")
+    path, config, family = check_pretrained_folder(args)
+    check_config_overrides(FAMILIES[family][0], args.model or {}, "the recipe's `model` overrides")
     check_vocab_compatible(tokenizer, config)
     check_weights_fit_config(
         path,
         FAMILIES[family][1]["AutoModelForSequenceClassification"],
-        _with_overrides(config, recipe["model"] or {}),
+        _with_overrides(config, args.model or {}),
         "model_name_or_path",
         f"{family} classifier",
     )
@@ -225,7 +193,7 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
     transformers_logging.set_verbosity_error()
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            str(path), **label_kwargs, **(recipe["model"] or {}), output_loading_info=True, use_safetensors=True
+            str(path), **label_kwargs, **(args.model or {}), output_loading_info=True, use_safetensors=True
         )
     except (OSError, ValueError, RuntimeError, KeyError) as error:  # shapes of another config, damaged data
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -265,13 +233,13 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
     return family, model, loaded
 
 
-def check_pretrained_folder(recipe: Mapping[str, Any]):
+def check_pretrained_folder(args: FinetuningArgs):
     """``(path, config, family)`` of ``model_name_or_path``, refused early when it is not a usable model
     folder: no or unreadable config.json, not a seqlab family, or missing/truncated safetensors weights."""
-    path = resolve_path(recipe["model_name_or_path"], recipe)
+    path = resolve_path(args.model_name_or_path, args)
     if not path.is_dir():
         raise SeqlabUsageError(
-            f"--model_name_or_path {recipe['model_name_or_path']!r} is not a model folder (no such folder); pass the "
+            f"--model_name_or_path {args.model_name_or_path!r} is not a model folder (no such folder); pass the "
             "output_dir of a pretraining run, or 'scratch' with --model_config"
         )
     config = load_folder_config(path, "model_name_or_path")
@@ -280,8 +248,11 @@ def check_pretrained_folder(recipe: Mapping[str, Any]):
     return path, config, family
 
 
-def run_finetuning(recipe: Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+def run_finetuning(recipe: FinetuningArgs | Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
     """Fine-tune a classifier as ``recipe`` says; returns the metrics also written to metrics.json.
+
+    ``recipe`` is ``FinetuningArgs`` or a mapping of recipe keys whose ``config`` key (a YAML file) is loaded
+    underneath; keyword ``overrides`` go on top.
 
     Keys of the result: ``eval_accuracy``, ``eval_f1`` (macro), ``eval_loss`` on ``eval_split``;
     ``eval_files``: ``{file name: {accuracy, f1, loss, examples}}`` for each ``eval_files`` entry; ``dev_accuracy``,
@@ -291,17 +262,17 @@ def run_finetuning(recipe: Mapping[str, Any] | None = None, **overrides: Any) ->
         run_finetuning({"config": "configs/finetune/sst2-tiny.yaml"}, model_name_or_path="runs/decoder-tiny",
                        num_train_examples=100, seed=1, output_dir="runs/ft")
     """
-    resolved = resolve_recipe(recipe, FINETUNE_FIELDS, overrides or None)
-    validate_finetuning_recipe(resolved)
-    accelerator = make_accelerator(resolved)
+    args = resolve_args(FinetuningArgs, recipe, overrides or None)
+    validate_finetuning_args(args)
+    accelerator = make_accelerator(args)
     try:
-        with OutputDirLock(resolved["output_dir"], accelerator) as lock:
-            return _finetune(accelerator, resolved, lock)
+        with OutputDirLock(args.output_dir, accelerator) as lock:
+            return _finetune(accelerator, args, lock)
     finally:
         release_accelerator(accelerator)
 
 
-def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[str, Any]:
+def _finetune(accelerator, args: FinetuningArgs, lock: OutputDirLock) -> dict[str, Any]:
     import torch
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
@@ -319,95 +290,93 @@ def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
     from .evaluation import cap_for_evaluation, evaluate_classification
 
     # 1. Everything that can refuse the run, before anything is written to output_dir.
-    checkpoint = resolve_resume(recipe["resume_from_checkpoint"], recipe["output_dir"])
-    resuming = bool(recipe["resume_from_checkpoint"])  # also a run killed before its first checkpoint
-    output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], resuming)
+    checkpoint = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    resuming = bool(args.resume_from_checkpoint)  # also a run killed before its first checkpoint
+    output_dir = prepare_output_dir(args.output_dir, args.overwrite_output_dir, resuming)
     lock.acquire()  # an existing folder: refuse at once if another run is using it
-    scratch = recipe["model_name_or_path"] == SCRATCH
-    pretrained_config = None if scratch else check_pretrained_folder(recipe)[1]
-    tokenizer_source = recipe["tokenizer_path"] or (None if scratch else recipe["model_name_or_path"])
+    scratch = args.model_name_or_path == SCRATCH
+    pretrained_config = None if scratch else check_pretrained_folder(args)[1]
+    tokenizer_source = args.tokenizer_path or (None if scratch else args.model_name_or_path)
     if tokenizer_source is None:
-        model_config = resolve_path(recipe["model_config"], recipe)
+        model_config = resolve_path(args.model_config, args)
         if not (model_config.is_dir() and (model_config / "tokenizer.json").is_file()):
             raise SeqlabUsageError("--model_name_or_path scratch needs --tokenizer_path (the tokenizer to train with)")
         tokenizer_source = str(model_config)
-    tokenizer = load_tokenizer(resolve_path(tokenizer_source, recipe))
+    tokenizer = load_tokenizer(resolve_path(tokenizer_source, args))
     if pretrained_config is not None:
         check_vocab_compatible(tokenizer, pretrained_config)  # before any data is read
 
     taken: set[str] = set()
     with accelerator.main_process_first():  # one process writes the datasets caches, the others read them
-        train_set = load_labelled(recipe["dataset"], recipe["train_split"], "dataset")
-        eval_set = load_labelled(*evaluation_source(recipe), "eval_split" if eval_is_file(recipe) else "dataset")
+        train_set = load_labelled(args.dataset, args.train_split, "dataset")
+        eval_set = load_labelled(*evaluation_source(args), "eval_split" if eval_is_file(args) else "dataset")
         eval_files = {
-            _eval_file_name(str(f), taken): load_labelled(str(resolve_path(f, recipe)), "train", "eval_file")
-            for f in recipe["eval_files"]
+            _eval_file_name(str(f), taken): load_labelled(str(resolve_path(f, args)), "train", "eval_file")
+            for f in args.eval_files
         }
-    names = key_label_names(recipe["dataset"])
+    names = key_label_names(args.dataset)
     try:
-        num_labels = recipe["num_labels"] or (len(names) if names else infer_num_labels(train_set))
+        num_labels = args.num_labels or (len(names) if names else infer_num_labels(train_set))
     except SeqlabUsageError as error:
-        raise SeqlabUsageError(f"dataset {recipe['dataset']!r} (split {recipe['train_split']!r}): {error}") from None
+        raise SeqlabUsageError(f"dataset {args.dataset!r} (split {args.train_split!r}): {error}") from None
     for what, dataset in [("training split", train_set), ("evaluation split", eval_set), *eval_files.items()]:
         try:
             check_labels(dataset, num_labels)
         except SeqlabUsageError as error:
             raise SeqlabUsageError(f"{what}: {error}") from None
-    refuse_training_rows_as_evaluation(recipe)
+    refuse_training_rows_as_evaluation(args)
     id2label = (
         {i: names[i] for i in range(num_labels)}
         if names and len(names) == num_labels
         else {i: f"LABEL_{i}" for i in range(num_labels)}
     )
     dev_set = None
-    if recipe["dev_examples"]:  # before the budget, so label subsets never include a dev row
-        train_set, dev_set = carve_dev_split(train_set, recipe["dev_examples"], seed=recipe["dev_seed"])
-    if recipe["num_train_examples"] and recipe["num_train_examples"] > len(train_set) and dev_set is not None:
+    if args.dev_examples:  # before the budget, so label subsets never include a dev row
+        train_set, dev_set = carve_dev_split(train_set, args.dev_examples, seed=args.dev_seed)
+    if args.num_train_examples and args.num_train_examples > len(train_set) and dev_set is not None:
         raise SeqlabUsageError(
-            f"num_train_examples={recipe['num_train_examples']} is more than the {len(train_set)} training rows left "
+            f"num_train_examples={args.num_train_examples} is more than the {len(train_set)} training rows left "
             f"after the dev carve of {len(dev_set)}; ask for at most {len(train_set)} or null (all)"
         )
-    train_set = stratified_subset(train_set, recipe["num_train_examples"], seed=recipe["seed"])
+    train_set = stratified_subset(train_set, args.num_train_examples, seed=args.seed)
 
-    set_seed(recipe["seed"])  # the classifier head starts the same on every process and run
-    family, model, loaded_body_tensors = load_classifier(recipe, tokenizer, num_labels, id2label)
-    check_sequence_length(family, model.config, recipe["max_length"], key="max_length")
-    set_seed(recipe["seed"], device_specific=True)
+    set_seed(args.seed)  # the classifier head starts the same on every process and run
+    family, model, loaded_body_tensors = load_classifier(args, tokenizer, num_labels, id2label)
+    check_sequence_length(family, model.config, args.max_length, key="max_length")
+    set_seed(args.seed, device_specific=True)
 
     # 2. Data loaders, strategy, optimizer and schedule.
     collator = ClassificationCollator(pad_token_id=tokenizer.pad_token_id)
-    eval_batch = recipe["per_device_eval_batch_size"] or recipe["per_device_train_batch_size"]
-    eval_set = cap_for_evaluation(eval_set, recipe["max_eval_batches"], eval_batch, accelerator.num_processes)
+    eval_batch = args.per_device_eval_batch_size or args.per_device_train_batch_size
+    eval_set = cap_for_evaluation(eval_set, args.max_eval_batches, eval_batch, accelerator.num_processes)
     with accelerator.main_process_first():
-        train_tokens = tokenize_classification(train_set, tokenizer, recipe["max_length"])
-        eval_tokens = tokenize_classification(eval_set, tokenizer, recipe["max_length"])
-        file_tokens = {
-            name: tokenize_classification(ds, tokenizer, recipe["max_length"]) for name, ds in eval_files.items()
-        }
-        dev_tokens = None if dev_set is None else tokenize_classification(dev_set, tokenizer, recipe["max_length"])
+        train_tokens = tokenize_classification(train_set, tokenizer, args.max_length)
+        eval_tokens = tokenize_classification(eval_set, tokenizer, args.max_length)
+        file_tokens = {name: tokenize_classification(ds, tokenizer, args.max_length) for name, ds in eval_files.items()}
+        dev_tokens = None if dev_set is None else tokenize_classification(dev_set, tokenizer, args.max_length)
 
     def loader(dataset, **kwargs) -> DataLoader:
-        return DataLoader(dataset, collate_fn=collator, num_workers=recipe["dataloader_num_workers"], **kwargs)
+        return DataLoader(dataset, collate_fn=collator, num_workers=args.dataloader_num_workers, **kwargs)
 
     train_dataloader = loader(
         train_tokens,
-        batch_size=recipe["per_device_train_batch_size"],
+        batch_size=args.per_device_train_batch_size,
         shuffle=True,
-        generator=seeded_generator(recipe["seed"]),
+        generator=seeded_generator(args.seed),
     )
     eval_dataloader = loader(eval_tokens, batch_size=eval_batch)
     file_loaders = {name: loader(tokens, batch_size=eval_batch) for name, tokens in file_tokens.items()}
     dev_loader = None if dev_tokens is None else loader(dev_tokens, batch_size=eval_batch)
 
-    strategy = recipe["strategy"]
+    strategy = args.strategy
     frozen = freeze(model.base_model.parameters()) if strategy == "freeze_body" else 0
     optimizer = create_optimizer(
         model,
-        learning_rate=recipe["learning_rate"],
-        weight_decay=recipe["weight_decay"],
-        betas=(recipe["adam_beta1"], recipe["adam_beta2"]),
-        eps=recipe["adam_epsilon"],
-        layer_lr_decay=recipe["ulmfit_lr_decay"] if strategy == "ulmfit" else None,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+        layer_lr_decay=args.ulmfit_lr_decay if strategy == "ulmfit" else None,
         device=accelerator.device,
     )
     model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
@@ -416,21 +385,21 @@ def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
     file_loaders = {name: accelerator.prepare_data_loader(dl) for name, dl in file_loaders.items()}
     if dev_loader is not None:
         dev_loader = accelerator.prepare_data_loader(dev_loader)
-    epoch_steps = steps_per_epoch(len(train_dataloader), recipe["gradient_accumulation_steps"])
-    max_steps = recipe["max_steps"] or max(1, math.ceil(float(recipe["num_train_epochs"]) * epoch_steps))
+    epoch_steps = steps_per_epoch(len(train_dataloader), args.gradient_accumulation_steps)
+    max_steps = args.max_steps or max(1, math.ceil(float(args.num_train_epochs) * epoch_steps))
     before_step = None
     if strategy == "ulmfit":
         scheduler = slanted_triangular_schedule(
-            optimizer.optimizer, max_steps, cut_frac=recipe["ulmfit_cut_frac"], ratio=recipe["ulmfit_ratio"]
+            optimizer.optimizer, max_steps, cut_frac=args.ulmfit_cut_frac, ratio=args.ulmfit_ratio
         )
-        unfreezing = GradualUnfreezing(optimizer, recipe["ulmfit_unfreeze_steps"] or epoch_steps)
+        unfreezing = GradualUnfreezing(optimizer, args.ulmfit_unfreeze_steps or epoch_steps)
         before_step = unfreezing.drop_frozen_gradients
     else:
         scheduler = create_scheduler(
-            recipe["lr_scheduler_type"],
+            args.lr_scheduler_type,
             optimizer.optimizer,
             num_training_steps=max_steps,
-            num_warmup_steps=warmup_steps_for(max_steps, recipe["warmup_steps"], recipe["warmup_ratio"]),
+            num_warmup_steps=warmup_steps_for(max_steps, args.warmup_steps, args.warmup_ratio),
         )
 
     def evaluate() -> dict[str, Any]:
@@ -447,13 +416,13 @@ def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
     # 3. Train.
     if checkpoint is not None:
         check_checkpoint_fits(checkpoint, accelerator.unwrap_model(model))
-    check_resume_settings(recipe, checkpoint)
+    check_resume_settings(args, checkpoint)
     lock.acquire(create=True)
-    create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], resuming, recipe)
-    settings = LoopSettings.from_recipe(recipe, max_steps, output_dir)
+    create_output_dir(accelerator, output_dir, args.overwrite_output_dir, resuming, args)
+    settings = with_test_hooks(LoopSettings.from_recipe(args, max_steps, output_dir))
     session = run_session(
         accelerator,
-        recipe,
+        args,
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,
@@ -463,22 +432,22 @@ def _finetune(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
         checkpoint=checkpoint,
         evaluate_fn=evaluate,
         final_evaluate_fn=final_evaluate,
-        save_model=save_model_fn(accelerator, model, tokenizer, output_dir, recipe["save_model"]),
+        save_model=save_model_fn(accelerator, model, tokenizer, output_dir, args.save_model),
         before_optimizer_step=before_step,
     )
     loop = session.loop
     metrics: dict[str, Any] = {
         "family": family,
-        "model_name_or_path": recipe["model_name_or_path"],
+        "model_name_or_path": args.model_name_or_path,
         "pretrained": not scratch,
         "loaded_body_tensors": loaded_body_tensors,
         "strategy": strategy,
-        "dataset": recipe["dataset"],
+        "dataset": args.dataset,
         "num_labels": num_labels,
         "num_train_examples": len(train_set),
         "dev_examples": 0 if dev_set is None else len(dev_set),
-        "seed": recipe["seed"],
-        "learning_rate": recipe["learning_rate"],
+        "seed": args.seed,
+        "learning_rate": args.learning_rate,
         "step": loop.progress.step,
         "max_steps": max_steps,
         "epoch": loop.progress.epoch + loop.progress.batches_in_epoch / max(len(train_dataloader), 1),

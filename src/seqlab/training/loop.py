@@ -49,10 +49,11 @@ class LoopSettings:
     skip_nonfinite_batches: bool = False
 
     @classmethod
-    def from_recipe(cls, recipe: dict, max_steps: int, output_dir) -> LoopSettings:
-        """The loop's settings as a resolved pretraining or fine-tuning recipe gives them."""
-        keys = [f for f in cls.__dataclass_fields__ if f not in ("max_steps", "output_dir")]
-        return cls(max_steps=max_steps, output_dir=str(output_dir), **{key: recipe[key] for key in keys})
+    def from_recipe(cls, recipe, max_steps: int, output_dir) -> LoopSettings:
+        """The loop's settings as resolved training arguments give them (the test hooks: see test_hooks)."""
+        hooks = ("stop_after_steps", "debug_batch_log")  # not recipe keys: set by test_hooks.with_test_hooks
+        keys = [f for f in cls.__dataclass_fields__ if f not in ("max_steps", "output_dir", *hooks)]
+        return cls(max_steps=max_steps, output_dir=str(output_dir), **{key: getattr(recipe, key) for key in keys})
 
 
 @dataclass

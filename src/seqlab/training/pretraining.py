@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SeqlabUsageError
+from .args import TOKENIZER_TRAIN_KEYS, PretrainingArgs, check_bounds, check_budget, check_required
 from .checkpointing import check_checkpoint_fits, resolve_resume
 from .lock import OutputDirLock
 from .loop import LoopSettings
 from .optim import create_optimizer, create_scheduler, warmup_steps_for
-from .recipe import PRETRAIN_FIELDS, TOKENIZER_TRAIN_KEYS, check_budget, check_positive, resolve_path, resolve_recipe
+from .recipe import resolve_args, resolve_path
 from .resume import check_resume_settings
 from .runtime import (
     LM_AUTO_NAMES,
@@ -33,48 +34,17 @@ from .runtime import (
     seeded_generator,
 )
 from .session import finish, run_session, save_model_fn
+from .test_hooks import with_test_hooks
 
 
-def validate_pretraining_recipe(recipe: dict[str, Any]) -> None:
+def validate_pretraining_args(args: PretrainingArgs) -> None:
     """Checks that need no data, model or tokenizer (cheap; run first)."""
-    for key in ("model_config", "tokenizer_path", "datasets", "output_dir"):
-        if not recipe.get(key):
-            raise SeqlabUsageError(f"recipe key {key!r} is not set; add it to the recipe or pass --{key} VALUE")
-    check_budget(recipe)
-    check_positive(
-        recipe,
-        (
-            "per_device_train_batch_size",
-            "per_device_eval_batch_size",
-            "gradient_accumulation_steps",
-            "learning_rate",
-            "max_seq_length",
-            "logging_steps",
-            "eval_steps",
-            "save_steps",
-            "max_corpus_tokens",
-            "num_proc",
-            "max_eval_batches",
-            "stop_after_steps",
-        ),
-    )
-    check_positive(
-        recipe,
-        (
-            "weight_decay",
-            "warmup_ratio",
-            "warmup_steps",
-            "max_grad_norm",
-            "save_total_limit",
-            "validation_fraction",
-            "debug_batch_log",
-            "dataloader_num_workers",
-        ),
-        allow_zero=True,
-    )
-    if not 0.0 < recipe["mlm_probability"] < 1.0:
-        raise SeqlabUsageError(f"mlm_probability must lie in (0, 1), got {recipe['mlm_probability']!r}")
-    train_spec = recipe.get("tokenizer_train")
+    check_required(args, ("model_config", "tokenizer_path", "datasets", "output_dir"))
+    check_budget(args)
+    check_bounds(args)
+    if not 0.0 < args.mlm_probability < 1.0:
+        raise SeqlabUsageError(f"mlm_probability must lie in (0, 1), got {args.mlm_probability!r}")
+    train_spec = args.tokenizer_train
     if train_spec is not None:
         unknown = sorted(set(train_spec) - set(TOKENIZER_TRAIN_KEYS))
         if unknown:
@@ -84,16 +54,16 @@ def validate_pretraining_recipe(recipe: dict[str, Any]) -> None:
             )
         if not train_spec.get("sources"):
             raise SeqlabUsageError("tokenizer_train needs `sources` (data keys or files to learn the vocabulary from)")
-    check_tracker(recipe["report_to"])
-    resolve_mixed_precision(recipe["mixed_precision"])
+    check_tracker(args.report_to)
+    resolve_mixed_precision(args.mixed_precision)
 
 
-def obtain_tokenizer(accelerator, recipe: Mapping[str, Any]):
+def obtain_tokenizer(accelerator, args: PretrainingArgs):
     """Load ``tokenizer_path``; when it does not exist and ``tokenizer_train`` is given, train it there first."""
     from ..tokenizer import load_tokenizer, train_tokenizer_from_sources
 
-    path = resolve_path(recipe["tokenizer_path"], recipe)
-    spec = recipe.get("tokenizer_train")
+    path = resolve_path(args.tokenizer_path, args)
+    spec = args.tokenizer_train
     if not path.exists():
         if spec is None:
             raise SeqlabUsageError(
@@ -111,7 +81,7 @@ def obtain_tokenizer(accelerator, recipe: Mapping[str, Any]):
                 max_texts=spec.get("max_texts"),
                 show_progress=False,
                 # the folder may be reused beside this model (Trainer, pipelines): truncate where it must
-                model_max_length=model_positions(recipe["model_config"], recipe.get("model"), recipe),
+                model_max_length=model_positions(args.model_config, args.model, args),
             )
         accelerator.wait_for_everyone()
     return load_tokenizer(path)
@@ -126,22 +96,19 @@ def check_sequence_length(family: str, config, max_seq_length: int, key: str = "
         )
 
 
-def budget_to_steps(recipe: Mapping[str, Any], batches_per_epoch: int, num_processes: int) -> int:
+def budget_to_steps(args: PretrainingArgs, batches_per_epoch: int, num_processes: int) -> int:
     """Optimizer steps from max_steps, a token budget, or a number of epochs."""
     from .loop import steps_per_epoch
 
-    if recipe.get("max_steps"):
-        return int(recipe["max_steps"])
-    if recipe.get("max_train_tokens"):
+    if args.max_steps:
+        return int(args.max_steps)
+    if args.max_train_tokens:
         tokens_per_step = (
-            recipe["per_device_train_batch_size"]
-            * recipe["gradient_accumulation_steps"]
-            * num_processes
-            * recipe["max_seq_length"]
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * num_processes * args.max_seq_length
         )
-        return max(1, math.ceil(recipe["max_train_tokens"] / tokens_per_step))
-    epochs = float(recipe.get("num_train_epochs") or 1.0)
-    return max(1, math.ceil(epochs * steps_per_epoch(batches_per_epoch, recipe["gradient_accumulation_steps"])))
+        return max(1, math.ceil(args.max_train_tokens / tokens_per_step))
+    epochs = float(args.num_train_epochs or 1.0)
+    return max(1, math.ceil(epochs * steps_per_epoch(batches_per_epoch, args.gradient_accumulation_steps)))
 
 
 def _pad_only(pad_token_id: int):
@@ -171,25 +138,26 @@ def _saved_with_full_logits(save, config):
     return save_full
 
 
-def run_pretraining(recipe: Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+def run_pretraining(recipe: PretrainingArgs | Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
     """Pretrain a language model as ``recipe`` says; returns the metrics also written to metrics.json.
 
-    ``recipe`` is a mapping of recipe keys; its ``config`` key (a YAML file) is loaded underneath and
-    keyword ``overrides`` go on top, e.g.
+    ``recipe`` is ``PretrainingArgs`` or a mapping of recipe keys whose ``config`` key (a YAML file) is loaded
+    underneath; keyword ``overrides`` go on top, e.g.
     ``run_pretraining({"config": "configs/pretrain/decoder-tiny.yaml"}, max_steps=20, output_dir="runs/x")``.
-    A run stopped by ``stop_after_steps`` returns ``{"stopped_at_step": N, ...}`` and saves no model.
+    A run stopped by the ``SEQLAB_DEBUG_STOP_AFTER_STEPS`` test hook returns ``{"stopped_at_step": N, ...}`` and
+    saves no model.
     """
-    resolved = resolve_recipe(recipe, PRETRAIN_FIELDS, overrides or None)
-    validate_pretraining_recipe(resolved)
-    accelerator = make_accelerator(resolved)
+    args = resolve_args(PretrainingArgs, recipe, overrides or None)
+    validate_pretraining_args(args)
+    accelerator = make_accelerator(args)
     try:
-        with OutputDirLock(resolved["output_dir"], accelerator) as lock:
-            return _pretrain(accelerator, resolved, lock)
+        with OutputDirLock(args.output_dir, accelerator) as lock:
+            return _pretrain(accelerator, args, lock)
     finally:
         release_accelerator(accelerator)
 
 
-def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[str, Any]:
+def _pretrain(accelerator, args: PretrainingArgs, lock: OutputDirLock) -> dict[str, Any]:
     import torch
     from accelerate.utils import send_to_device, set_seed
     from torch.utils.data import DataLoader
@@ -200,30 +168,30 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
     from .evaluation import cap_for_evaluation, evaluate_causal_lm, evaluate_masked_lm
 
     # 1. Everything that can refuse the run, before anything is written to output_dir.
-    checkpoint = resolve_resume(recipe["resume_from_checkpoint"], recipe["output_dir"])
-    resuming = bool(recipe["resume_from_checkpoint"])  # also a run killed before its first checkpoint
-    output_dir = prepare_output_dir(recipe["output_dir"], recipe["overwrite_output_dir"], resuming)
+    checkpoint = resolve_resume(args.resume_from_checkpoint, args.output_dir)
+    resuming = bool(args.resume_from_checkpoint)  # also a run killed before its first checkpoint
+    output_dir = prepare_output_dir(args.output_dir, args.overwrite_output_dir, resuming)
     lock.acquire()  # an existing folder: refuse at once if another run is using it
-    tokenizer = obtain_tokenizer(accelerator, recipe)
-    family, config = build_model_config(recipe["model_config"], recipe["model"] or {}, tokenizer, recipe)
+    tokenizer = obtain_tokenizer(accelerator, args)
+    family, config = build_model_config(args.model_config, args.model or {}, tokenizer, args)
     check_vocab_compatible(tokenizer, config)
-    check_sequence_length(family, config, recipe["max_seq_length"])
+    check_sequence_length(family, config, args.max_seq_length)
     objective = OBJECTIVES[family]
     with accelerator.main_process_first():
         corpus = build_pretraining_dataset(
             tokenizer,
-            recipe["datasets"],
-            max_seq_length=recipe["max_seq_length"],
-            validation_fraction=recipe["validation_fraction"],
-            max_tokens=recipe["max_corpus_tokens"],
-            num_proc=recipe["num_proc"] or 1,
-            seed=recipe["seed"],
+            args.datasets,
+            max_seq_length=args.max_seq_length,
+            validation_fraction=args.validation_fraction,
+            max_tokens=args.max_corpus_tokens,
+            num_proc=args.num_proc or 1,
+            seed=args.seed,
         )
     train_set = corpus["train"]
-    batch_size = recipe["per_device_train_batch_size"]
+    batch_size = args.per_device_train_batch_size
     if len(train_set) < batch_size * accelerator.num_processes:
         raise SeqlabUsageError(
-            f"the training corpus holds {len(train_set)} blocks of {recipe['max_seq_length']} tokens, fewer than one "
+            f"the training corpus holds {len(train_set)} blocks of {args.max_seq_length} tokens, fewer than one "
             f"batch ({batch_size} x {accelerator.num_processes} processes); lower per_device_train_batch_size, "
             "raise max_corpus_tokens or add datasets"
         )
@@ -233,9 +201,9 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
         # the vocabulary projection at the masked tokens only (~15%), where most of a step's time would go; the
         # loss is the same, and the saved folder gets the default back (see _saved_with_full_logits)
         config.sparse_prediction = True
-    set_seed(recipe["seed"])  # the same initial weights on every process
+    set_seed(args.seed)  # the same initial weights on every process
     model = FAMILIES[family][1][LM_AUTO_NAMES[objective]](config)
-    set_seed(recipe["seed"], device_specific=True)  # dropout and masking differ between processes
+    set_seed(args.seed, device_specific=True)  # dropout and masking differ between processes
     batch_transform = None
     if objective == "causal":
         train_collator = eval_collator = CausalLMCollator(pad_token_id=tokenizer.pad_token_id)
@@ -243,8 +211,8 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
         # Training masks are drawn in the loop from the global (checkpointed) generator, see loop.train;
         # evaluation masks from a private generator reseeded before each evaluation: the same every time.
         train_collator = _pad_only(tokenizer.pad_token_id)
-        masker = MaskedLMCollator(tokenizer, mask_rate=recipe["mlm_probability"])
-        eval_collator = MaskedLMCollator(tokenizer, mask_rate=recipe["mlm_probability"], seed=recipe["seed"])
+        masker = MaskedLMCollator(tokenizer, mask_rate=args.mlm_probability)
+        eval_collator = MaskedLMCollator(tokenizer, mask_rate=args.mlm_probability, seed=args.seed)
 
         def batch_transform(batch: dict) -> dict:
             input_ids, labels = masker.mask_tokens(batch["input_ids"])
@@ -257,12 +225,12 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
         shuffle=True,
         drop_last=True,  # every step sees the same number of tokens
         collate_fn=train_collator,
-        generator=seeded_generator(recipe["seed"]),
-        num_workers=recipe["dataloader_num_workers"],
+        generator=seeded_generator(args.seed),
+        num_workers=args.dataloader_num_workers,
     )
-    eval_batch_size = recipe["per_device_eval_batch_size"] or batch_size
+    eval_batch_size = args.per_device_eval_batch_size or batch_size
     eval_set = cap_for_evaluation(
-        corpus["validation"], recipe["max_eval_batches"], eval_batch_size, accelerator.num_processes
+        corpus["validation"], args.max_eval_batches, eval_batch_size, accelerator.num_processes
     )
     eval_dataloader = (
         DataLoader(
@@ -270,17 +238,17 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
             batch_size=eval_batch_size,
             shuffle=False,
             collate_fn=eval_collator,
-            num_workers=recipe["dataloader_num_workers"],
+            num_workers=args.dataloader_num_workers,
         )
         if len(eval_set)
         else None
     )
     optimizer = create_optimizer(
         model,
-        learning_rate=recipe["learning_rate"],
-        weight_decay=recipe["weight_decay"],
-        betas=(recipe["adam_beta1"], recipe["adam_beta2"]),
-        eps=recipe["adam_epsilon"],
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
         device=accelerator.device,
     )
     # Masked-LM batches stay on the CPU until masked (the masker works on CPU tensors).
@@ -288,12 +256,12 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
     train_dataloader = accelerator.prepare_data_loader(train_dataloader, device_placement=batch_transform is None)
     if eval_dataloader is not None:
         eval_dataloader = accelerator.prepare_data_loader(eval_dataloader)
-    max_steps = budget_to_steps(recipe, len(train_dataloader), accelerator.num_processes)
+    max_steps = budget_to_steps(args, len(train_dataloader), accelerator.num_processes)
     scheduler = create_scheduler(
-        recipe["lr_scheduler_type"],
+        args.lr_scheduler_type,
         optimizer.optimizer,
         num_training_steps=max_steps,
-        num_warmup_steps=warmup_steps_for(max_steps, recipe["warmup_steps"], recipe["warmup_ratio"]),
+        num_warmup_steps=warmup_steps_for(max_steps, args.warmup_steps, args.warmup_ratio),
     )
 
     def evaluate() -> dict[str, Any]:
@@ -301,19 +269,19 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
             return {}
         if objective == "causal":
             return evaluate_causal_lm(accelerator, model, eval_dataloader)
-        eval_collator.generator.manual_seed(recipe["seed"] + accelerator.process_index)  # same masks every time
+        eval_collator.generator.manual_seed(args.seed + accelerator.process_index)  # same masks every time
         return evaluate_masked_lm(accelerator, model, eval_dataloader)
 
     # 3. Train.
     if checkpoint is not None:
         check_checkpoint_fits(checkpoint, accelerator.unwrap_model(model))
-    check_resume_settings(recipe, checkpoint)
+    check_resume_settings(args, checkpoint)
     lock.acquire(create=True)
-    create_output_dir(accelerator, output_dir, recipe["overwrite_output_dir"], resuming, recipe)
-    settings = LoopSettings.from_recipe(recipe, max_steps, output_dir)
+    create_output_dir(accelerator, output_dir, args.overwrite_output_dir, resuming, args)
+    settings = with_test_hooks(LoopSettings.from_recipe(args, max_steps, output_dir))
     session = run_session(
         accelerator,
-        recipe,
+        args,
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,
@@ -324,7 +292,7 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
         evaluate_fn=evaluate,
         final_evaluate_fn=evaluate,
         save_model=_saved_with_full_logits(
-            save_model_fn(accelerator, model, tokenizer, output_dir, recipe["save_model"]),
+            save_model_fn(accelerator, model, tokenizer, output_dir, args.save_model),
             accelerator.unwrap_model(model).config,
         ),
         batch_transform=batch_transform,
@@ -346,7 +314,7 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
         "mixed_precision": accelerator.mixed_precision,
         "train_blocks": len(train_set),
         "eval_blocks": len(eval_set),
-        "max_seq_length": recipe["max_seq_length"],
+        "max_seq_length": args.max_seq_length,
         "device": str(accelerator.device) if accelerator.device.type != "cuda" else torch.cuda.get_device_name(),
     }
     if session.final_scores is None:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from ..errors import SeqlabUsageError
+from .args import TrainingArgs
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ SAFE_TO_CHANGE = (
     "report_to",
     "run_name",
     "dataloader_num_workers",
-    "debug_batch_log",
-    "stop_after_steps",
 )
 # How this invocation was started, not what the run is.
 NOT_SETTINGS = ("resume_from_checkpoint", "overwrite_output_dir", "output_dir", "config")
@@ -59,7 +58,7 @@ def changed_settings(recorded: Mapping[str, Any], current: Mapping[str, Any]) ->
     }
 
 
-def check_resume_settings(recipe: Mapping[str, Any], checkpoint: Path | None) -> None:
+def check_resume_settings(args: TrainingArgs, checkpoint: Path | None) -> None:
     """Refuse a resume whose settings differ from the recorded run's, naming them; warn about safe changes."""
     if checkpoint is None:
         return
@@ -67,7 +66,7 @@ def check_resume_settings(recipe: Mapping[str, Any], checkpoint: Path | None) ->
     if recorded is None:  # a checkpoint copied without its run folder: nothing to compare with
         logger.warning("%s is missing or unreadable: resuming without checking that the settings are unchanged", path)
         return
-    changed = changed_settings(recorded, recipe)
+    changed = changed_settings(recorded, args.to_dict())
     unsafe = {key: values for key, values in changed.items() if key not in SAFE_TO_CHANGE}
     if unsafe:
         listed = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in unsafe.items())

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import SeqlabUsageError
 from ..tokenizer import fit_to_model
+from .args import TrainingArgs
 from .checkpointing import drop_tied_copies, write_text_atomic
 from .lock import holds_files
 from .recipe import read_yaml, recipe_to_yaml, resolve_path
@@ -49,7 +50,7 @@ def check_tracker(report_to: str) -> None:
         )
 
 
-def make_accelerator(recipe: Mapping[str, Any]):
+def make_accelerator(args: TrainingArgs):
     """An Accelerator whose data order depends only on (seed, epoch) and whose trackers log to output_dir."""
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, TorchDynamoPlugin
@@ -59,15 +60,15 @@ def make_accelerator(recipe: Mapping[str, Any]):
         # Launched as several processes on a machine without GPUs (`accelerate launch --multi_gpu` or
         # torchrun): without cpu=True Accelerate would make each process a world of its own.
         kwargs["cpu"] = True
-    if recipe.get("torch_compile"):
+    if args.torch_compile:
         kwargs["dynamo_plugin"] = TorchDynamoPlugin(backend="inductor")
     accelerator = Accelerator(
-        mixed_precision=resolve_mixed_precision(recipe["mixed_precision"]),
-        log_with=None if recipe["report_to"] == "none" else recipe["report_to"],
+        mixed_precision=resolve_mixed_precision(args.mixed_precision),
+        log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(
-            project_dir=str(recipe["output_dir"]), logging_dir=str(Path(recipe["output_dir"]) / "trackers")
+            project_dir=str(args.output_dir), logging_dir=str(Path(args.output_dir) / "trackers")
         ),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe["seed"]),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
         **kwargs,
     )
     accelerator.register_save_state_pre_hook(drop_tied_copies)  # checkpoints store tied weights once, quietly
@@ -121,7 +122,7 @@ def build_model_config(
     model_config: str | os.PathLike,
     overrides: Mapping[str, Any],
     tokenizer,
-    recipe: Mapping[str, Any],
+    args: TrainingArgs | None,
     **extra: Any,
 ):
     """A family config from a model YAML (``family:`` + config kwargs) or a model folder (config.json),
@@ -132,7 +133,7 @@ def build_model_config(
     from ..models import FAMILIES
     from ..tokenizer import token_config_kwargs
 
-    path = resolve_path(model_config, recipe)
+    path = resolve_path(model_config, args)
     family, kwargs = _config_kwargs(path, model_config)
     config_class = FAMILIES[family][0]
     check_config_overrides(config_class, overrides, "the recipe's `model` overrides")
@@ -145,13 +146,13 @@ def build_model_config(
 
 
 def model_positions(
-    model_config: str | os.PathLike, overrides: Mapping[str, Any] | None = None, recipe: Mapping[str, Any] | None = None
+    model_config: str | os.PathLike, overrides: Mapping[str, Any] | None = None, args: TrainingArgs | None = None
 ) -> int:
     """``max_position_embeddings`` of the model a model YAML or folder (plus ``overrides``) describes: the
     ``model_max_length`` a tokenizer meant for that model should truncate at."""
     from ..models import FAMILIES
 
-    path = resolve_path(model_config, recipe or {})
+    path = resolve_path(model_config, args)
     family, kwargs = _config_kwargs(path, model_config)
     kwargs.update(overrides or {})
     return int(_instantiate(FAMILIES[family][0], kwargs, path).max_position_embeddings)
@@ -345,13 +346,13 @@ def check_writable(path: Path) -> None:
         ) from None
 
 
-def create_output_dir(accelerator, path: Path, overwrite: bool, resuming: bool, recipe: Mapping[str, Any]) -> None:
-    """Create (or empty, with overwrite) the output folder and store the resolved recipe in it."""
+def create_output_dir(accelerator, path: Path, overwrite: bool, resuming: bool, args: TrainingArgs) -> None:
+    """Create (or empty, with overwrite) the output folder and store the resolved recipe in it (recipe.yaml)."""
     if accelerator.is_main_process:
         if overwrite and not resuming and path.is_dir():
             _empty_folder(path)
         path.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path / RECIPE_FILE, recipe_to_yaml(recipe))
+        write_text_atomic(path / RECIPE_FILE, recipe_to_yaml(args))
     accelerator.wait_for_everyone()
 
 

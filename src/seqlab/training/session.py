@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TrainingInterrupted
+from .args import TrainingArgs
 from .checkpointing import TrainingProgress, list_checkpoints, load_checkpoint, load_progress, remove_leftovers
 from .health import check_finished_run
 from .loop import LoopResult, LoopSettings, train
@@ -21,10 +22,10 @@ class SessionResult:
     final_scores: dict[str, Any] | None  # None when the run stopped early
 
 
-def _tracker_config(recipe: Mapping[str, Any]) -> dict[str, Any]:
+def _tracker_config(args: TrainingArgs) -> dict[str, Any]:
     """Trackers take flat scalars."""
     flat: dict[str, Any] = {}
-    for key, value in recipe.items():
+    for key, value in args.to_dict().items():
         if isinstance(value, dict):
             for inner, inner_value in value.items():
                 flat[f"{key}.{inner}"] = (
@@ -39,7 +40,7 @@ def _tracker_config(recipe: Mapping[str, Any]) -> dict[str, Any]:
 
 def run_session(
     accelerator,
-    recipe: Mapping[str, Any],
+    args: TrainingArgs,
     *,
     model,
     optimizer,
@@ -67,8 +68,8 @@ def run_session(
     # Records after the step training continues from belong to a killed attempt (all of them when
     # a run killed before its first checkpoint starts over).
     train_log = TrainLog(output_dir, accelerator.is_main_process, resume_step=progress.step)
-    if recipe["report_to"] != "none":
-        accelerator.init_trackers(recipe.get("run_name") or output_dir.name, config=_tracker_config(recipe))
+    if args.report_to != "none":
+        accelerator.init_trackers(args.run_name or output_dir.name, config=_tracker_config(args))
 
     try:
         loop = train(
