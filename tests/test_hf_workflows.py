@@ -46,13 +46,13 @@ def tiny_config(family, tokenizer, repo_root, **overrides):
     """The family's `configs/models/<family>-tiny.yaml` with the tokenizer's vocabulary and special ids."""
     values = yaml.safe_load((repo_root / "configs" / "models" / f"{family}-tiny.yaml").read_text())
     assert values.pop("family") == family
-    config_class = seqlab.models.FAMILIES[family][0]
+    config_class = seqlab.models.FAMILIES[family].config_class
     return config_class(**{**values, **token_config_kwargs(tokenizer, include_mask=family == "encoder"), **overrides})
 
 
 def new_model(family, head, tokenizer, repo_root, seed=0, **overrides):
     torch.manual_seed(seed)
-    return seqlab.models.FAMILIES[family][1][head](tiny_config(family, tokenizer, repo_root, **overrides))
+    return seqlab.models.FAMILIES[family].auto_classes[head](tiny_config(family, tokenizer, repo_root, **overrides))
 
 
 @pytest.fixture(scope="module")

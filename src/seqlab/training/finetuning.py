@@ -207,14 +207,14 @@ def load_classifier(recipe: Mapping[str, Any], tokenizer, num_labels: int, id2la
             recipe["model_config"], recipe["model"] or {}, tokenizer, recipe, **label_kwargs
         )
         check_vocab_compatible(tokenizer, config)
-        return family, FAMILIES[family][1]["AutoModelForSequenceClassification"](config), 0
+        return family, FAMILIES[family].classifier_class(config), 0
 
     path, config, family = check_pretrained_folder(recipe)
-    check_config_overrides(FAMILIES[family][0], recipe["model"] or {}, "the recipe's `model` overrides")
+    check_config_overrides(FAMILIES[family].config_class, recipe["model"] or {}, "the recipe's `model` overrides")
     check_vocab_compatible(tokenizer, config)
     check_weights_fit_config(
         path,
-        FAMILIES[family][1]["AutoModelForSequenceClassification"],
+        FAMILIES[family].classifier_class,
         _with_overrides(config, recipe["model"] or {}),
         "model_name_or_path",
         f"{family} classifier",

@@ -20,8 +20,6 @@ from .optim import create_optimizer, create_scheduler, warmup_steps_for
 from .recipe import PRETRAIN_FIELDS, TOKENIZER_TRAIN_KEYS, check_budget, check_positive, resolve_path, resolve_recipe
 from .resume import check_resume_settings
 from .runtime import (
-    LM_AUTO_NAMES,
-    OBJECTIVES,
     build_model_config,
     check_tracker,
     create_output_dir,
@@ -119,7 +117,9 @@ def obtain_tokenizer(accelerator, recipe: Mapping[str, Any]):
 
 def check_sequence_length(family: str, config, max_seq_length: int, key: str = "max_seq_length") -> None:
     """Transformers have a position table of ``max_position_embeddings`` rows; recurrences have none."""
-    if family != "recurrent" and max_seq_length > config.max_position_embeddings:
+    from ..models import FAMILIES
+
+    if FAMILIES[family].has_position_table and max_seq_length > config.max_position_embeddings:
         raise SeqlabUsageError(
             f"{key}={max_seq_length} is above the model's max_position_embeddings={config.max_position_embeddings}; "
             f"lower --{key} or raise --model.max_position_embeddings"
@@ -208,7 +208,7 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
     family, config = build_model_config(recipe["model_config"], recipe["model"] or {}, tokenizer, recipe)
     check_vocab_compatible(tokenizer, config)
     check_sequence_length(family, config, recipe["max_seq_length"])
-    objective = OBJECTIVES[family]
+    objective = FAMILIES[family].objective
     with accelerator.main_process_first():
         corpus = build_pretraining_dataset(
             tokenizer,
@@ -234,7 +234,7 @@ def _pretrain(accelerator, recipe: dict[str, Any], lock: OutputDirLock) -> dict[
         # loss is the same, and the saved folder gets the default back (see _saved_with_full_logits)
         config.sparse_prediction = True
     set_seed(recipe["seed"])  # the same initial weights on every process
-    model = FAMILIES[family][1][LM_AUTO_NAMES[objective]](config)
+    model = FAMILIES[family].lm_class(config)
     set_seed(recipe["seed"], device_specific=True)  # dropout and masking differ between processes
     batch_transform = None
     if objective == "causal":
