@@ -270,6 +270,21 @@ class DecoderModel(DecoderPreTrainedModel):
         scaled = inputs_embeds * math.sqrt(self.config.hidden_size)
         return scaled + sinusoidal_positional_encoding(position_ids, self.config.hidden_size, inputs_embeds.dtype)
 
+    def _causal_mask(self, hidden_states, attention_mask, cache, given_position_ids) -> torch.Tensor | None:
+        if (
+            attention_mask is None
+            and cache is None
+            and given_position_ids is None
+            and self.config._attn_implementation == "sdpa"
+        ):
+            # Nothing padded, cached or packed: sdpa's is_causal kernel (flash on GPU) needs no mask. Deciding it
+            # here keeps that kernel under torch.compile too, where transformers 5.17 builds a full causal mask.
+            return None
+        # With no padding and no cache this is None for sdpa, which then runs its fast is_causal kernel.
+        # Only caller-given positions are passed on: they may describe packed documents. The cache goes by
+        # position: its parameter is `cache` from transformers 5.24 on, `past_key_values` before.
+        return create_causal_mask(self.config, hidden_states, attention_mask, cache, position_ids=given_position_ids)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -310,22 +325,7 @@ class DecoderModel(DecoderPreTrainedModel):
             position_ids = _position_ids_from(attention_mask, past_length, length, device)
 
         hidden_states = self.dropout(self._embed(input_ids, inputs_embeds, position_ids))
-        if (
-            attention_mask is None
-            and cache is None
-            and given_position_ids is None
-            and self.config._attn_implementation == "sdpa"
-        ):
-            # Nothing padded, cached or packed: sdpa's is_causal kernel (flash on GPU) needs no mask. Deciding it
-            # here keeps that kernel under torch.compile too, where transformers 5.17 builds a full causal mask.
-            causal_mask = None
-        else:
-            # With no padding and no cache this is None for sdpa, which then runs its fast is_causal kernel.
-            # Only caller-given positions are passed on: they may describe packed documents. The cache goes by
-            # position: its parameter is `cache` from transformers 5.24 on, `past_key_values` before.
-            causal_mask = create_causal_mask(
-                self.config, hidden_states, attention_mask, cache, position_ids=given_position_ids
-            )
+        causal_mask = self._causal_mask(hidden_states, attention_mask, cache, given_position_ids)
 
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
