@@ -36,6 +36,7 @@ from .configuration_decoder import DecoderConfig
 _CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
+# Copied from seqlab.models.recurrent.modeling_recurrent._one_cache with recurrent state->KV cache
 def _one_cache(cache, past_key_values):
     if cache is not None and past_key_values is not None:
         raise ValueError("Pass the KV cache as `cache` or as `past_key_values`, not both.")
@@ -188,6 +189,7 @@ class DecoderPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentPreTrainedModel.save_pretrained
     def save_pretrained(self, save_directory, *args, **kwargs):
         if self._auto_class is not None:
             # every head of the family lives in this file: list them all in auto_map, so that a saved
@@ -241,9 +243,11 @@ class DecoderModel(DecoderPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentModel.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentModel.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
@@ -365,15 +369,19 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_output_embeddings
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_output_embeddings
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
@@ -510,9 +518,11 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
         self.classifier = nn.Linear(pooled_size, config.num_labels)
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 

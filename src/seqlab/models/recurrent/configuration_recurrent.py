@@ -76,8 +76,9 @@ class RecurrentConfig(PretrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
-        # a config.json written for another seqlab family (or any other model type) is refused by name, not
-        # half-read: its keys would mostly fall back to this config's defaults
+        # a config.json written for another model type is refused by name, not half-read: its keys would mostly
+        # fall back to this config's defaults, and as decoder and encoder checkpoints share parameter names and
+        # shapes, the weights of one family would load silently into the other
         found = config_dict.get("model_type")
         if found and found != cls.model_type:
             raise ValueError(

@@ -677,9 +677,11 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         self.classifier = nn.Linear(pooled, config.num_labels)
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
