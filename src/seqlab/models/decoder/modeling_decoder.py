@@ -36,6 +36,7 @@ from .configuration_decoder import DecoderConfig
 _CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
+# Copied from seqlab.models.recurrent.modeling_recurrent._one_cache with recurrent state->KV cache
 def _one_cache(cache, past_key_values):
     if cache is not None and past_key_values is not None:
         raise ValueError("Pass the KV cache as `cache` or as `past_key_values`, not both.")
@@ -188,6 +189,7 @@ class DecoderPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentPreTrainedModel.save_pretrained
     def save_pretrained(self, save_directory, *args, **kwargs):
         if self._auto_class is not None:
             # every head of the family lives in this file: list them all in auto_map, so that a saved
@@ -241,9 +243,11 @@ class DecoderModel(DecoderPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentModel.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentModel.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
@@ -269,6 +273,21 @@ class DecoderModel(DecoderPreTrainedModel):
         # as in "Attention Is All You Need": scale the tokens so the unit-amplitude sinusoids do not drown them
         scaled = inputs_embeds * math.sqrt(self.config.hidden_size)
         return scaled + sinusoidal_positional_encoding(position_ids, self.config.hidden_size, inputs_embeds.dtype)
+
+    def _causal_mask(self, hidden_states, attention_mask, cache, given_position_ids) -> torch.Tensor | None:
+        if (
+            attention_mask is None
+            and cache is None
+            and given_position_ids is None
+            and self.config._attn_implementation == "sdpa"
+        ):
+            # Nothing padded, cached or packed: sdpa's is_causal kernel (flash on GPU) needs no mask. Deciding it
+            # here keeps that kernel under torch.compile too, where transformers 5.17 builds a full causal mask.
+            return None
+        # With no padding and no cache this is None for sdpa, which then runs its fast is_causal kernel.
+        # Only caller-given positions are passed on: they may describe packed documents. The cache goes by
+        # position: its parameter is `cache` from transformers 5.24 on, `past_key_values` before.
+        return create_causal_mask(self.config, hidden_states, attention_mask, cache, position_ids=given_position_ids)
 
     def forward(
         self,
@@ -310,22 +329,7 @@ class DecoderModel(DecoderPreTrainedModel):
             position_ids = _position_ids_from(attention_mask, past_length, length, device)
 
         hidden_states = self.dropout(self._embed(input_ids, inputs_embeds, position_ids))
-        if (
-            attention_mask is None
-            and cache is None
-            and given_position_ids is None
-            and self.config._attn_implementation == "sdpa"
-        ):
-            # Nothing padded, cached or packed: sdpa's is_causal kernel (flash on GPU) needs no mask. Deciding it
-            # here keeps that kernel under torch.compile too, where transformers 5.17 builds a full causal mask.
-            causal_mask = None
-        else:
-            # With no padding and no cache this is None for sdpa, which then runs its fast is_causal kernel.
-            # Only caller-given positions are passed on: they may describe packed documents. The cache goes by
-            # position: its parameter is `cache` from transformers 5.24 on, `past_key_values` before.
-            causal_mask = create_causal_mask(
-                self.config, hidden_states, attention_mask, cache, position_ids=given_position_ids
-            )
+        causal_mask = self._causal_mask(hidden_states, attention_mask, cache, given_position_ids)
 
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -365,15 +369,19 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_output_embeddings
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_output_embeddings
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
@@ -510,9 +518,11 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
         self.classifier = nn.Linear(pooled_size, config.num_labels)
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
