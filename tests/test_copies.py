@@ -146,7 +146,7 @@ def test_a_drifted_copy_is_reported_by_name(tree, copy):
 
 def test_a_changed_line_of_code_is_reported_with_the_line(tree):
     path = tree / "encoder" / "modeling_encoder.py"
-    edit(path, "return F.mse_loss(logits.float().squeeze(-1)", "return F.l1_loss(logits.float().squeeze(-1)")
+    edit(path, "loss = F.mse_loss(logits.float().squeeze(-1)", "loss = F.l1_loss(logits.float().squeeze(-1)")
     changed = next(i for i, line in enumerate(path.read_text().split("\n"), 1) if "F.l1_loss" in line)
     (problem,) = check_copies(tree)
     assert problem.name == "_classification_loss" and problem.file == path

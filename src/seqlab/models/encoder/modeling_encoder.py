@@ -422,9 +422,15 @@ def _masked_lm_loss(logits: torch.Tensor, targets: torch.Tensor, num_items_in_ba
 
 
 # Copied from seqlab.models.decoder.modeling_decoder._classification_loss
-def _classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _classification_loss(
+    config, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
+) -> torch.Tensor:
     """Cross entropy for single-label classes, MSE when ``num_labels == 1`` (regression), BCE for
-    multi-label targets (``problem_type`` decides when set)."""
+    multi-label targets (``problem_type`` decides when set).
+
+    With ``num_items_in_batch`` (Trainer passes the label count of all the micro-batches of one accumulated step,
+    and then does not divide the loss by the accumulation steps itself) the sum over this batch is divided by it,
+    so accumulated steps equal one large batch's."""
     num_labels = logits.shape[-1]
     problem_type = config.problem_type
     if problem_type is None:
@@ -435,11 +441,18 @@ def _classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> 
         else:
             problem_type = "multi_label_classification"
     labels = labels.to(logits.device)
+    reduction = "mean" if num_items_in_batch is None else "sum"
     if problem_type == "regression":
-        return F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(logits.shape[0]))
-    if problem_type == "single_label_classification":
-        return F.cross_entropy(logits.float(), labels.reshape(-1))
-    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        loss = F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(logits.shape[0]), reduction=reduction)
+    elif problem_type == "single_label_classification":
+        loss = F.cross_entropy(logits.float(), labels.reshape(-1), reduction=reduction)
+    else:
+        loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction=reduction)
+    if num_items_in_batch is not None:
+        loss = loss / (
+            num_items_in_batch.to(loss.device) if torch.is_tensor(num_items_in_batch) else num_items_in_batch
+        )
+    return loss
 
 
 class EncoderForSequenceClassification(EncoderPreTrainedModel):
@@ -514,7 +527,11 @@ class EncoderForSequenceClassification(EncoderPreTrainedModel):
         first = self._first_token_index(input_ids, attention_mask, hidden_states.shape[0], hidden_states.device)
         batch = torch.arange(hidden_states.shape[0], device=hidden_states.device)
         logits = self.classifier(hidden_states[batch, first])
-        loss = _classification_loss(self.config, logits, labels) if labels is not None else None
+        loss = (
+            _classification_loss(self.config, logits, labels, kwargs.get("num_items_in_batch"))
+            if labels is not None
+            else None
+        )
         output = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
