@@ -408,7 +408,7 @@ def test_classifier_loss_is_cross_entropy_and_regression_is_mse():
 
 
 def test_package_registers_the_decoder_with_auto_classes():
-    config_class, heads = seqlab.models.FAMILIES["decoder"]
+    config_class, heads = seqlab.models.FAMILIES["decoder"].config_class, seqlab.models.FAMILIES["decoder"].auto_classes
     assert config_class is DecoderConfig
     assert heads == {
         "AutoModel": DecoderModel,

@@ -346,7 +346,7 @@ def test_classifier_loss_is_cross_entropy():
 
 
 def test_package_registers_the_encoder_with_auto_classes():
-    config_class, heads = seqlab.models.FAMILIES["encoder"]
+    config_class, heads = seqlab.models.FAMILIES["encoder"].config_class, seqlab.models.FAMILIES["encoder"].auto_classes
     assert config_class is EncoderConfig
     assert heads == {
         "AutoModel": EncoderModel,

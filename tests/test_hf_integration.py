@@ -51,7 +51,7 @@ LABELS = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0
 
 
 def make_model(family, auto_name, tokenizer, seed=0):
-    config_class, heads = seqlab.models.FAMILIES[family]
+    config_class, heads = seqlab.models.FAMILIES[family].config_class, seqlab.models.FAMILIES[family].auto_classes
     kwargs = {**TINY[family], **NO_DROPOUT[family], **token_config_kwargs(tokenizer), "max_position_embeddings": 64}
     if auto_name == "AutoModelForSequenceClassification":
         kwargs.update(num_labels=2, **LABELS)
@@ -68,7 +68,7 @@ def first_output(outputs):
 
 
 def test_import_registers_every_family():
-    for config_class, heads in seqlab.models.FAMILIES.values():
+    for config_class, heads in ((f.config_class, f.auto_classes) for f in seqlab.models.FAMILIES.values()):
         config = AutoConfig.for_model(config_class.model_type)
         assert isinstance(config, config_class)
         for auto_name, model_class in heads.items():
@@ -125,7 +125,7 @@ def test_saved_language_model_loads_as_any_head_without_seqlab(tmp_path, tokeniz
     model = make_model(family, lm_head, tokenizer)
     model.save_pretrained(tmp_path)
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
-    assert set(auto_map) == {"AutoConfig", *seqlab.models.FAMILIES[family][1]}
+    assert set(auto_map) == {"AutoConfig", *seqlab.models.FAMILIES[family].auto_classes}
     batch = dict(encode(tokenizer, ["Once more unto the breach", "dear friends"]))
     body = load_without_seqlab(tmp_path, "AutoModel", batch)
     with torch.no_grad():

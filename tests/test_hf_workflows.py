@@ -14,6 +14,7 @@ import torch
 import yaml
 from torch.nn import functional as F
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     DataCollatorForLanguageModeling,
     DataCollatorWithPadding,
@@ -46,13 +47,13 @@ def tiny_config(family, tokenizer, repo_root, **overrides):
     """The family's `configs/models/<family>-tiny.yaml` with the tokenizer's vocabulary and special ids."""
     values = yaml.safe_load((repo_root / "configs" / "models" / f"{family}-tiny.yaml").read_text())
     assert values.pop("family") == family
-    config_class = seqlab.models.FAMILIES[family][0]
+    config_class = seqlab.models.FAMILIES[family].config_class
     return config_class(**{**values, **token_config_kwargs(tokenizer, include_mask=family == "encoder"), **overrides})
 
 
 def new_model(family, head, tokenizer, repo_root, seed=0, **overrides):
     torch.manual_seed(seed)
-    return seqlab.models.FAMILIES[family][1][head](tiny_config(family, tokenizer, repo_root, **overrides))
+    return seqlab.models.FAMILIES[family].auto_classes[head](tiny_config(family, tokenizer, repo_root, **overrides))
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +196,39 @@ def test_trainer_fine_tunes_evaluates_predicts_saves_reloads_and_resumes_a_class
     resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-3"))
     assert resumed.state.global_step == 6
     assert_same_parameters(resumed.model, trainer.model)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trainer_gradient_accumulation_matches_one_large_batch(family, tokenizer, sst2, language_models, tmp_path):
+    """Trainer passes `num_items_in_batch` to a model whose forward takes **kwargs and then leaves the loss
+    undivided by the accumulation steps: the classifier must normalise by it, or accumulating two batches of 4
+    takes a step twice the size of one batch of 8."""
+    config = AutoConfig.from_pretrained(language_models[family])
+    no_dropout = {key: 0.0 for key in config.to_dict() if "dropout" in key}
+
+    def one_step(batch_size, accumulation):
+        torch.manual_seed(0)  # the new head's initialisation
+        model = AutoModelForSequenceClassification.from_pretrained(
+            language_models[family], num_labels=2, **LABELS, **no_dropout
+        )
+        settings = dict(per_device_train_batch_size=batch_size, gradient_accumulation_steps=accumulation)
+        sgd = dict(optim="sgd", learning_rate=0.5, max_grad_norm=0.0, lr_scheduler_type="constant", max_steps=1)
+        trainer = Trainer(
+            model=model,
+            args=args(tmp_path / f"b{batch_size}", **settings, **sgd),
+            train_dataset=sst2["train"],
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
+        trainer.train()
+        return model, trainer.state.log_history[-1]["train_loss"]
+
+    start = AutoModelForSequenceClassification.from_pretrained(language_models[family], num_labels=2, **LABELS)
+    (large, large_loss), (accumulated, accumulated_loss) = one_step(8, 1), one_step(4, 2)
+    body = dict(start.base_model.named_parameters())
+    moved = max((p - body[n]).abs().max().item() for n, p in large.base_model.named_parameters())
+    assert moved > 1e-3  # the step is large enough to tell a doubled step apart
+    assert_same_parameters(accumulated, large)
+    assert accumulated_loss == pytest.approx(large_loss, rel=1e-4)
 
 
 # --- Trainer: language models with the run_mlm.py / run_clm.py metrics ----------------------------------

@@ -424,6 +424,50 @@ def test_classification_loss_and_width():
     torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
 
 
+def test_classification_loss_follows_problem_type_as_the_decoder_and_encoder_do():
+    ids = torch.randint(5, 40, (4, 6))
+    # num_labels == 1: regression, the mean squared error, for labels of shape (batch,) or (batch, 1)
+    regressor = build(RecurrentForSequenceClassification, "lstm", num_labels=1)
+    targets = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    out = regressor(ids, labels=targets)
+    by_hand = ((out.logits[:, 0] - targets) ** 2).mean()
+    torch.testing.assert_close(out.loss, by_hand)
+    torch.testing.assert_close(regressor(ids, labels=targets[:, None]).loss, by_hand)
+    # float labels with several outputs: multi-label, a sigmoid and binary cross entropy per label
+    multi = build(RecurrentForSequenceClassification, "gru", num_labels=3)
+    flags = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    out = multi(ids, labels=flags)
+    x = out.logits
+    by_hand = -(flags * torch.nn.functional.logsigmoid(x) + (1 - flags) * torch.nn.functional.logsigmoid(-x)).mean()
+    torch.testing.assert_close(out.loss, by_hand)
+    # the type is inferred per call and not written back, as in the decoder and encoder ...
+    assert regressor.config.problem_type is None and multi.config.problem_type is None
+    # ... and a problem_type set in the config decides, as in transformers: one logit scored as a binary label
+    binary = build(RecurrentForSequenceClassification, "rnn", num_labels=1, problem_type="multi_label_classification")
+    labels = torch.tensor([[1.0], [0.0], [0.0], [1.0]])
+    out = binary(ids, labels=labels)
+    x = out.logits
+    by_hand = -(labels * torch.nn.functional.logsigmoid(x) + (1 - labels) * torch.nn.functional.logsigmoid(-x)).mean()
+    torch.testing.assert_close(out.loss, by_hand)
+
+
+def test_lm_loss_with_num_items_in_batch_is_the_sum_over_that_count():
+    """Trainer passes the count of targets of all accumulated batches: the loss is then a sum divided by it."""
+    model = build(RecurrentForCausalLM, "gru")
+    ids = torch.randint(5, 40, (3, 9))
+    labels = ids.clone()
+    labels[0, 4] = -100
+    out = model(ids, labels=labels)
+    targets = labels[:, 1:]  # position t is scored on token t + 1
+    scored = targets != -100
+    log_probs = out.logits[:, :-1].log_softmax(-1)
+    nll = -log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[scored]
+    assert nll.numel() == 3 * 8 - 1
+    torch.testing.assert_close(out.loss, nll.mean())
+    torch.testing.assert_close(model(ids, labels=labels, num_items_in_batch=10).loss, nll.sum() / 10)
+    torch.testing.assert_close(model(ids, labels=labels, num_items_in_batch=torch.tensor(10)).loss, nll.sum() / 10)
+
+
 # --- tying and saving -----------------------------------------------------------------------------
 
 

@@ -55,7 +55,7 @@ class RunsCodeWhenUnpickled:
 
 
 def make_model(family: str, head: str, tokenizer):
-    config_class, heads = FAMILIES[family]
+    config_class, heads = FAMILIES[family].config_class, FAMILIES[family].auto_classes
     config = config_class(**TINY[family], **token_config_kwargs(tokenizer, include_mask=family == "encoder"))
     torch.manual_seed(0)
     return heads[head](config)
@@ -288,6 +288,6 @@ def test_a_folder_of_another_family_is_refused_by_name(tokenizer, tmp_path, save
     head = {"decoder": "AutoModelForCausalLM", "encoder": "AutoModelForMaskedLM", "recurrent": "AutoModelForCausalLM"}
     make_model(saved, head[saved], tokenizer).save_pretrained(tmp_path / "model")
     family, loader_head = loader
-    model_class = FAMILIES[family][1][loader_head]
+    model_class = FAMILIES[family].auto_classes[loader_head]
     with pytest.raises(ValueError, match=rf"config.json is for a `seqlab_{saved}` model, not `seqlab_{family}`"):
         model_class.from_pretrained(tmp_path / "model")

@@ -163,7 +163,7 @@ def test_layer_groups_cover_every_parameter_once(family, tokenizer, model_yamls)
     from seqlab.training.runtime import build_model_config
 
     _, config = build_model_config(model_yamls[family], {}, tokenizer, {}, num_labels=2)
-    model = FAMILIES[family][1]["AutoModelForSequenceClassification"](config)
+    model = FAMILIES[family].classifier_class(config)
     groups = layer_groups(model)
     assert len(groups) == config.num_hidden_layers + 2  # embeddings, each layer, top
     names = [name for group in groups for name, _ in group]

@@ -43,7 +43,7 @@ TINY = {
 
 
 def make_lm(family, tokenizer, seed=0, **overrides):
-    config_class, heads = seqlab.models.FAMILIES[family]
+    config_class, heads = seqlab.models.FAMILIES[family].config_class, seqlab.models.FAMILIES[family].auto_classes
     kwargs = {**TINY[family], **token_config_kwargs(tokenizer), "max_position_embeddings": 64, **overrides}
     torch.manual_seed(seed)
     return heads["AutoModelForCausalLM"](config_class(**kwargs)).eval()

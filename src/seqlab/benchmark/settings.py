@@ -167,7 +167,7 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 def load_model_config(family: str, size: str, config_dir: str | os.PathLike, **overrides):
     """Build the seqlab config of ``configs/models/<family>-<size>.yaml`` (vocabulary from ``overrides``)."""
-    from .. import DecoderConfig, EncoderConfig, RecurrentConfig
+    from ..models import FAMILIES as FAMILY_RECORDS
 
     path = Path(config_dir) / f"{family}-{size}.yaml"
     if not path.is_file():
@@ -179,5 +179,4 @@ def load_model_config(family: str, size: str, config_dir: str | os.PathLike, **o
     declared = values.pop("family", None)
     if declared != family:
         raise SeqlabUsageError(f"{path} declares family {declared!r}, expected {family!r}; fix its `family:` line")
-    config_class = {"decoder": DecoderConfig, "encoder": EncoderConfig, "recurrent": RecurrentConfig}[family]
-    return config_class(**{**values, **overrides})
+    return FAMILY_RECORDS[family].config_class(**{**values, **overrides})

@@ -28,30 +28,29 @@ PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
 
 def build_pair(family: str, settings: Settings, tokenizer) -> tuple[nn.Module, nn.Module, list[dict], dict]:
     """(seqlab model, reference model, batches, seqlab config as a dict) for one family."""
-    from .. import DecoderForCausalLM, EncoderForMaskedLM, RecurrentForCausalLM
+    from ..models import FAMILIES
     from ..tokenizer import token_config_kwargs
 
+    record = FAMILIES[family]
     shape = settings.shape
     token_kwargs = {**token_config_kwargs(tokenizer), "vocab_size": max(shape.vocab_size, len(tokenizer))}
-    extra = {} if family == "recurrent" else {"attn_implementation": "sdpa"}
-    if family == "encoder":
+    extra = {"attn_implementation": "sdpa"} if record.has_position_table else {}  # the Transformers
+    if record.objective == "masked":
         extra["sparse_prediction"] = True  # what seqlab's pretraining uses: logits at the masked tokens only
     config = load_model_config(family, settings.size, settings.config_dir, **token_kwargs, **extra)
-    if family != "recurrent" and shape.seq_len > config.max_position_embeddings:
+    if record.has_position_table and shape.seq_len > config.max_position_embeddings:
         raise ValueError(
             f"--seq_len {shape.seq_len} exceeds max_position_embeddings={config.max_position_embeddings} of "
             f"{family}-{settings.size}; lower --seq_len"
         )
     blocks = token_blocks(tokenizer, NUM_BATCHES * shape.batch_size, shape.seq_len)
     torch.manual_seed(0)
-    if family == "decoder":
-        seqlab_model, reference = DecoderForCausalLM(config), gpt2_reference(config)
-        batches = causal_lm_batches(blocks, shape.batch_size)
-    elif family == "encoder":
-        seqlab_model, reference = EncoderForMaskedLM(config), bert_reference(config)
+    # the plain PyTorch / transformers model each family is compared with
+    reference_for = {"decoder": gpt2_reference, "encoder": bert_reference, "recurrent": lstm_reference}[family]
+    seqlab_model, reference = record.lm_class(config), reference_for(config)
+    if record.objective == "masked":
         batches = masked_lm_batches(blocks, shape.batch_size, tokenizer)
     else:
-        seqlab_model, reference = RecurrentForCausalLM(config), lstm_reference(config)
         batches = causal_lm_batches(blocks, shape.batch_size)
     return seqlab_model, reference, batches, config.to_diff_dict()
 

@@ -7,18 +7,14 @@ from pathlib import Path
 import yaml
 
 from ..errors import SeqlabUsageError
+from .arms import DEFAULT_INITS, INITS
 
-INITS = ("pretrained", "scratch", "ulmfit", "probe")
-DEFAULT_INITS = ("pretrained", "scratch")
-# arms that start from the family's pretrained language model; `ulmfit` fine-tunes it ULMFiT-style and
-# `probe` trains only the new head on the frozen body (a linear probe of the pretrained features)
-PRETRAINED_INITS = ("pretrained", "ulmfit", "probe")
-ARM_STRATEGIES = {"pretrained": None, "scratch": None, "ulmfit": "ulmfit", "probe": "freeze_body"}
 DEFAULT_DEV_EXAMPLES = 500
 _KEYS = {
     "task": "labelled data key or file fine-tuned on (sst2_sentence, imdb, sst2, ...); a file needs its held-out "
     "rows as `finetuning: {eval_split: DEV_FILE}`",
-    "families": "mapping: name in the tables -> model YAML (configs/models/...)",
+    "families": "mapping: name in the tables (lstm, ...) -> model YAML (configs/models/...), whose `family:` key "
+    "(recurrent, decoder or encoder) names the model family",
     "inits": "subset of [pretrained, scratch, ulmfit, probe] (default [pretrained, scratch]); ulmfit: the pretrained "
     "model fine-tuned with strategy ulmfit (discriminative rates, slanted schedule, gradual unfreezing); probe: "
     "only the new head trains on the frozen pretrained body (strategy freeze_body)",

@@ -19,13 +19,13 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from .arms import ARMS, INITS
 from .stats import difference_of_gaps, difference_of_means, label_efficiency, paired_difference, summarize
 
-INITS = ("pretrained", "scratch", "ulmfit", "probe")
 # column -> (arm, baseline)
 GAPS = {"gap": ("pretrained", "scratch"), "ulmfit_gap": ("ulmfit", "scratch"), "probe_gap": ("probe", "scratch")}
-LINE_STYLES = {"pretrained": "-", "scratch": "--", "ulmfit": ":", "probe": "-."}
-ARM_NAMES = {"pretrained": "pretrained", "scratch": "scratch", "ulmfit": "ULMFiT", "probe": "linear probe"}
+LINE_STYLES = {name: arm.line_style for name, arm in ARMS.items()}
+ARM_NAMES = {name: arm.title for name, arm in ARMS.items()}
 
 
 def read_results(path: str | Path) -> list[dict]:

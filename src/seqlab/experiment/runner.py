@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from ..errors import SeqlabUsageError
 from ..provenance import provenance
 from ..training.lock import LOCK_FILE, OutputDirLock
-from .grid import ARM_STRATEGIES, PRETRAINED_INITS, ExperimentConfig, FinetuneRun, load_experiment
+from .arms import ARM_STRATEGIES, PRETRAINED_INITS
+from .grid import ExperimentConfig, FinetuneRun, load_experiment
 from .keep import is_kept, keep_classifier, selected_records
 from .report import read_results, recover_torn_tail, write_report
 

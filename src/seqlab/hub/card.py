@@ -244,12 +244,12 @@ def build_model_card(
     Data appear by key, and local files as "local file N" (their base names with `publish_file_names`): never
     a local path (see `DataNames`).
     """
-    from ..models import FAMILIES
+    from ..models import family_of_config
 
     overrides = dict(overrides or {})
     metrics, recipe = read_run_files(Path(model_dir))
     config = model.config
-    family = next(name for name, (cls, _) in FAMILIES.items() if isinstance(config, cls))
+    family = family_of_config(config).name
     head = type(model).__name__
     kind = (
         "classifier"

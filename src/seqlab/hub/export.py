@@ -23,7 +23,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, GenerationConfig, PreTrainedConfig, PreTrainedTokenizerFast
 
 from ..errors import SeqlabUsageError
-from ..models import FAMILIES
+from ..models import FAMILIES, family_of_config
 from ..tokenizer import check_tokenizer_json_files, fit_to_model
 from ..training.runtime import check_weights_file, check_weights_fit_config, load_folder_config
 from .card import build_model_card, read_run_files
@@ -142,19 +142,19 @@ def is_whitelisted(name: str) -> bool:
 
 
 def _model_class(config):
-    for config_class, heads in FAMILIES.values():
-        if isinstance(config, config_class):
-            by_name = {cls.__name__: cls for cls in heads.values()}
-            name = (config.architectures or [None])[0]
-            if name not in by_name:
-                raise SeqlabUsageError(
-                    f"config.json names architecture {name!r}, which is not a {config.model_type} head; "
-                    f"expected one of {sorted(by_name)}."
-                )
-            return by_name[name]
+    family = family_of_config(config)
+    if family is not None:
+        by_name = {cls.__name__: cls for cls in family.auto_classes.values()}
+        name = (config.architectures or [None])[0]
+        if name not in by_name:
+            raise SeqlabUsageError(
+                f"config.json names architecture {name!r}, which is not a {config.model_type} head; "
+                f"expected one of {sorted(by_name)}."
+            )
+        return by_name[name]
     raise SeqlabUsageError(
         f"config.json has model_type {config.model_type!r}, not a seqlab family "
-        f"({', '.join(c.model_type for c, _ in FAMILIES.values())})."
+        f"({', '.join(family.model_type for family in FAMILIES.values())})."
     )
 
 

@@ -1,6 +1,7 @@
-from .auto_registration import FAMILIES, register_auto_classes
+from .auto_registration import register_auto_classes
 from .decoder import DecoderConfig, DecoderForCausalLM, DecoderForSequenceClassification, DecoderModel
 from .encoder import EncoderConfig, EncoderForMaskedLM, EncoderForSequenceClassification, EncoderModel
+from .families import FAMILIES, Family, family_of_config, family_of_model_type
 from .recurrent import (
     RecurrentConfig,
     RecurrentForCausalLM,
@@ -10,6 +11,9 @@ from .recurrent import (
 
 __all__ = [
     "FAMILIES",
+    "Family",
+    "family_of_config",
+    "family_of_model_type",
     "register_auto_classes",
     "RecurrentConfig",
     "RecurrentModel",

@@ -11,57 +11,13 @@ Two registrations per class:
 import transformers
 from transformers import AutoConfig
 
-from .decoder import (
-    DecoderConfig,
-    DecoderForCausalLM,
-    DecoderForSequenceClassification,
-    DecoderModel,
-)
-from .encoder import (
-    EncoderConfig,
-    EncoderForMaskedLM,
-    EncoderForSequenceClassification,
-    EncoderModel,
-)
-from .recurrent import (
-    RecurrentConfig,
-    RecurrentForCausalLM,
-    RecurrentForSequenceClassification,
-    RecurrentModel,
-)
-
-FAMILIES = {
-    "recurrent": (
-        RecurrentConfig,
-        {
-            "AutoModel": RecurrentModel,
-            "AutoModelForCausalLM": RecurrentForCausalLM,
-            "AutoModelForSequenceClassification": RecurrentForSequenceClassification,
-        },
-    ),
-    "decoder": (
-        DecoderConfig,
-        {
-            "AutoModel": DecoderModel,
-            "AutoModelForCausalLM": DecoderForCausalLM,
-            "AutoModelForSequenceClassification": DecoderForSequenceClassification,
-        },
-    ),
-    "encoder": (
-        EncoderConfig,
-        {
-            "AutoModel": EncoderModel,
-            "AutoModelForMaskedLM": EncoderForMaskedLM,
-            "AutoModelForSequenceClassification": EncoderForSequenceClassification,
-        },
-    ),
-}
+from .families import FAMILIES
 
 
 def register_auto_classes() -> None:
-    for config_class, heads in FAMILIES.values():
-        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
-        config_class.register_for_auto_class()
-        for auto_name, model_class in heads.items():
-            getattr(transformers, auto_name).register(config_class, model_class, exist_ok=True)
+    for family in FAMILIES.values():
+        AutoConfig.register(family.model_type, family.config_class, exist_ok=True)
+        family.config_class.register_for_auto_class()
+        for auto_name, model_class in family.auto_classes.items():
+            getattr(transformers, auto_name).register(family.config_class, model_class, exist_ok=True)
             model_class.register_for_auto_class(auto_name)

@@ -175,14 +175,14 @@ def load_classifier(args: FinetuningArgs, tokenizer, num_labels: int, id2label: 
     if args.model_name_or_path == SCRATCH:
         family, config = build_model_config(args.model_config, args.model or {}, tokenizer, args, **label_kwargs)
         check_vocab_compatible(tokenizer, config)
-        return family, FAMILIES[family][1]["AutoModelForSequenceClassification"](config), 0
+        return family, FAMILIES[family].classifier_class(config), 0
 
     path, config, family = check_pretrained_folder(args)
-    check_config_overrides(FAMILIES[family][0], args.model or {}, "the recipe's `model` overrides")
+    check_config_overrides(FAMILIES[family].config_class, args.model or {}, "the recipe's `model` overrides")
     check_vocab_compatible(tokenizer, config)
     check_weights_fit_config(
         path,
-        FAMILIES[family][1]["AutoModelForSequenceClassification"],
+        FAMILIES[family].classifier_class,
         _with_overrides(config, args.model or {}),
         "model_name_or_path",
         f"{family} classifier",

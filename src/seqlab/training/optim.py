@@ -2,8 +2,8 @@
 
 Every family has the same shape: a body (``model.model``) holding token embeddings (plus positions
 for Transformers), a ``layers`` stack (recurrent layers or Transformer blocks) and maybe a final norm,
-then a head. ``layer_groups`` cuts any of them bottom-up into: embeddings, each layer, and the top
-(final norm and head). ULMFiT (Howard and Ruder, 2018) then gives each group its own learning rate
+then a head. ``layer_groups`` cuts any of them bottom-up, as the family's ``Family`` record names them,
+into: embeddings, each layer, and the top (final norm and head). ULMFiT (Howard and Ruder, 2018) then gives each group its own learning rate
 (lower layers hold more general features and move less), follows a slanted triangular schedule
 (short warm-up, long decay) and unfreezes the groups one at a time from the top.
 """
@@ -23,12 +23,16 @@ from ..errors import SeqlabUsageError
 def layer_groups(model: nn.Module) -> list[list[tuple[str, nn.Parameter]]]:
     """Parameters cut bottom-up into [embeddings, layer 0, ..., layer L-1, top].
 
-    The body's parameters registered before its ``layers`` stack (token and position embeddings)
-    form the bottom group; those registered after it (a final norm) join the head in the top group.
-    Parameters shared by two modules (tied embeddings) are listed once, in the lowest group.
+    The groups are the ones the model's ``Family`` record names: its ``ulmfit_bottom`` body modules
+    (token and position embeddings), each layer of its ``layers_attribute`` stack, and its ``ulmfit_top``
+    body modules (a final norm) with the head. A body parameter outside all of them is refused rather than
+    guessed into a group. Parameters shared by two modules (tied embeddings) are listed once, in the lowest group.
     """
+    from ..models import family_of_config
+
     body = getattr(model, "base_model", model)
-    layers = getattr(body, "layers", None)
+    family = family_of_config(getattr(model, "config", None))
+    layers = getattr(body, family.layers_attribute, None) if family is not None else None
     if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
         raise SeqlabUsageError(
             f"{type(model).__name__} has no `layers` stack in its body, so it cannot be cut into layer groups "
@@ -37,22 +41,28 @@ def layer_groups(model: nn.Module) -> list[list[tuple[str, nn.Parameter]]]:
     body_prefix = _prefix_of(model, body)
     groups: list[list[tuple[str, nn.Parameter]]] = [[] for _ in range(len(layers) + 2)]
     seen: set[int] = set()
-    after_layers = False
-    for child_name, child in body.named_children():
-        if child is layers:
-            for index, layer in enumerate(layers):
-                for name, param in layer.named_parameters(prefix=f"{body_prefix}{child_name}.{index}"):
-                    _add(groups[index + 1], seen, name, param)
-            after_layers = True
-            continue
-        target = groups[-1] if after_layers else groups[0]
-        for name, param in child.named_parameters(prefix=f"{body_prefix}{child_name}"):
-            _add(target, seen, name, param)
-    for name, param in body.named_parameters(prefix=body_prefix.rstrip("."), recurse=False):
-        _add(groups[0], seen, name, param)
+    _add_modules(groups[0], seen, body, family.ulmfit_bottom, body_prefix)
+    for index, layer in enumerate(layers):
+        for name, param in layer.named_parameters(prefix=f"{body_prefix}{family.layers_attribute}.{index}"):
+            _add(groups[index + 1], seen, name, param)
+    _add_modules(groups[-1], seen, body, family.ulmfit_top, body_prefix)
+    unplaced = [name for name, param in body.named_parameters(prefix=body_prefix.rstrip(".")) if id(param) not in seen]
+    if unplaced:
+        raise SeqlabUsageError(
+            f"{type(model).__name__} has body parameters in no ULMFiT layer group ({', '.join(unplaced[:3])}); name "
+            f"their module in the {family.name} Family record's ulmfit_bottom or ulmfit_top"
+        )
     for name, param in model.named_parameters():  # the head: everything outside the body
         _add(groups[-1], seen, name, param)
     return [group for group in groups if group]
+
+
+def _add_modules(group: list, seen: set[int], body: nn.Module, names: tuple[str, ...], body_prefix: str) -> None:
+    for module_name in names:
+        module = getattr(body, module_name, None)  # optional modules (position embeddings) may be absent
+        if module is not None:
+            for name, param in module.named_parameters(prefix=f"{body_prefix}{module_name}"):
+                _add(group, seen, name, param)
 
 
 def _prefix_of(model: nn.Module, body: nn.Module) -> str:

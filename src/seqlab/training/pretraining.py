@@ -21,8 +21,6 @@ from .optim import create_optimizer, create_scheduler, warmup_steps_for
 from .recipe import resolve_args, resolve_path
 from .resume import check_resume_settings
 from .runtime import (
-    LM_AUTO_NAMES,
-    OBJECTIVES,
     build_model_config,
     check_tracker,
     create_output_dir,
@@ -89,7 +87,9 @@ def obtain_tokenizer(accelerator, args: PretrainingArgs):
 
 def check_sequence_length(family: str, config, max_seq_length: int, key: str = "max_seq_length") -> None:
     """Transformers have a position table of ``max_position_embeddings`` rows; recurrences have none."""
-    if family != "recurrent" and max_seq_length > config.max_position_embeddings:
+    from ..models import FAMILIES
+
+    if FAMILIES[family].has_position_table and max_seq_length > config.max_position_embeddings:
         raise SeqlabUsageError(
             f"{key}={max_seq_length} is above the model's max_position_embeddings={config.max_position_embeddings}; "
             f"lower --{key} or raise --model.max_position_embeddings"
@@ -176,7 +176,7 @@ def _pretrain(accelerator, args: PretrainingArgs, lock: OutputDirLock) -> dict[s
     family, config = build_model_config(args.model_config, args.model or {}, tokenizer, args)
     check_vocab_compatible(tokenizer, config)
     check_sequence_length(family, config, args.max_seq_length)
-    objective = OBJECTIVES[family]
+    objective = FAMILIES[family].objective
     with accelerator.main_process_first():
         corpus = build_pretraining_dataset(
             tokenizer,
@@ -202,7 +202,7 @@ def _pretrain(accelerator, args: PretrainingArgs, lock: OutputDirLock) -> dict[s
         # loss is the same, and the saved folder gets the default back (see _saved_with_full_logits)
         config.sparse_prediction = True
     set_seed(args.seed)  # the same initial weights on every process
-    model = FAMILIES[family][1][LM_AUTO_NAMES[objective]](config)
+    model = FAMILIES[family].lm_class(config)
     set_seed(args.seed, device_specific=True)  # dropout and masking differ between processes
     batch_transform = None
     if objective == "causal":

@@ -21,8 +21,6 @@ from .checkpointing import drop_tied_copies, write_text_atomic
 from .lock import holds_files
 from .recipe import read_yaml, recipe_to_yaml, resolve_path
 
-OBJECTIVES = {"recurrent": "causal", "decoder": "causal", "encoder": "masked"}
-LM_AUTO_NAMES = {"causal": "AutoModelForCausalLM", "masked": "AutoModelForMaskedLM"}
 RECIPE_FILE = "recipe.yaml"
 
 
@@ -88,12 +86,12 @@ def release_accelerator(accelerator) -> None:
 
 def family_of_config(config: Any) -> str:
     """``recurrent`` / ``decoder`` / ``encoder`` from a config's ``model_type``."""
-    from ..models import FAMILIES
+    from ..models import family_of_model_type
 
-    for family, (config_class, _) in FAMILIES.items():
-        if config.model_type == config_class.model_type:
-            return family
-    raise not_a_seqlab_model_type(config.model_type)
+    family = family_of_model_type(config.model_type)
+    if family is None:
+        raise not_a_seqlab_model_type(config.model_type)
+    return family.name
 
 
 def not_a_seqlab_model_type(model_type: Any) -> SeqlabUsageError:
@@ -101,7 +99,7 @@ def not_a_seqlab_model_type(model_type: Any) -> SeqlabUsageError:
 
     return SeqlabUsageError(
         f"model_type {model_type!r} is not a seqlab family; seqlab trains "
-        f"{', '.join(config_class.model_type for config_class, _ in FAMILIES.values())}"
+        f"{', '.join(family.model_type for family in FAMILIES.values())}"
     )
 
 
@@ -135,10 +133,10 @@ def build_model_config(
 
     path = resolve_path(model_config, args)
     family, kwargs = _config_kwargs(path, model_config)
-    config_class = FAMILIES[family][0]
+    config_class = FAMILIES[family].config_class
     check_config_overrides(config_class, overrides, "the recipe's `model` overrides")
     kwargs.update(overrides)
-    kwargs.update(token_config_kwargs(tokenizer, include_mask=family == "encoder"))
+    kwargs.update(token_config_kwargs(tokenizer, include_mask=FAMILIES[family].uses_mask_token))
     if "vocab_size" in overrides:  # a deliberately larger (padded) vocabulary; checked against the tokenizer
         kwargs["vocab_size"] = overrides["vocab_size"]
     kwargs.update(extra)
@@ -155,7 +153,7 @@ def model_positions(
     path = resolve_path(model_config, args)
     family, kwargs = _config_kwargs(path, model_config)
     kwargs.update(overrides or {})
-    return int(_instantiate(FAMILIES[family][0], kwargs, path).max_position_embeddings)
+    return int(_instantiate(FAMILIES[family].config_class, kwargs, path).max_position_embeddings)
 
 
 def _config_kwargs(path: Path, given: str | os.PathLike) -> tuple[str, dict[str, Any]]:
@@ -181,7 +179,7 @@ def _config_kwargs(path: Path, given: str | os.PathLike) -> tuple[str, dict[str,
             f"model_config {str(given)!r} is neither a model YAML nor a model folder; "
             "pass e.g. configs/models/decoder-tiny.yaml"
         )
-    check_config_overrides(FAMILIES[family][0], kwargs, f"model config {path}")
+    check_config_overrides(FAMILIES[family].config_class, kwargs, f"model config {path}")
     return family, kwargs
 
 
@@ -216,7 +214,7 @@ def load_folder_config(path: Path, key: str):
 def _check_model_type(config_file: Path) -> None:
     """Refuse a model_type seqlab does not define before AutoConfig sees it: for an unknown type beside an
     ``auto_map`` (every seqlab folder has one) transformers would blame "custom code" instead."""
-    from ..models import FAMILIES
+    from ..models import family_of_model_type
 
     try:
         data = json.loads(config_file.read_text(encoding="utf-8"))
@@ -225,7 +223,7 @@ def _check_model_type(config_file: Path) -> None:
     if not isinstance(data, dict):
         return
     model_type = data.get("model_type")
-    if model_type not in {config_class.model_type for config_class, _ in FAMILIES.values()}:
+    if family_of_model_type(model_type) is None:
         raise SeqlabUsageError(f"{config_file}: {not_a_seqlab_model_type(model_type)}")
 
 

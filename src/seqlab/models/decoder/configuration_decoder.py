@@ -67,10 +67,12 @@ class DecoderConfig(PreTrainedConfig):
 
     model_type = "seqlab_decoder"
 
+    # Copied from seqlab.models.recurrent.configuration_recurrent.RecurrentConfig.from_dict
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
-        # decoder and encoder checkpoints share parameter names and shapes, so weights of one family would
-        # load silently into the other: refuse a config.json written for another model type instead
+        # a config.json written for another model type is refused by name, not half-read: its keys would mostly
+        # fall back to this config's defaults, and as decoder and encoder checkpoints share parameter names and
+        # shapes, the weights of one family would load silently into the other
         found = config_dict.get("model_type")
         if found and found != cls.model_type:
             raise ValueError(

@@ -36,6 +36,7 @@ from .configuration_decoder import DecoderConfig
 _CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
+# Copied from seqlab.models.recurrent.modeling_recurrent._one_cache with recurrent state->KV cache
 def _one_cache(cache, past_key_values):
     if cache is not None and past_key_values is not None:
         raise ValueError("Pass the KV cache as `cache` or as `past_key_values`, not both.")
@@ -188,6 +189,7 @@ class DecoderPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentPreTrainedModel.save_pretrained
     def save_pretrained(self, save_directory, *args, **kwargs):
         if self._auto_class is not None:
             # every head of the family lives in this file: list them all in auto_map, so that a saved
@@ -241,9 +243,11 @@ class DecoderModel(DecoderPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentModel.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentModel.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
@@ -269,6 +273,21 @@ class DecoderModel(DecoderPreTrainedModel):
         # as in "Attention Is All You Need": scale the tokens so the unit-amplitude sinusoids do not drown them
         scaled = inputs_embeds * math.sqrt(self.config.hidden_size)
         return scaled + sinusoidal_positional_encoding(position_ids, self.config.hidden_size, inputs_embeds.dtype)
+
+    def _causal_mask(self, hidden_states, attention_mask, cache, given_position_ids) -> torch.Tensor | None:
+        if (
+            attention_mask is None
+            and cache is None
+            and given_position_ids is None
+            and self.config._attn_implementation == "sdpa"
+        ):
+            # Nothing padded, cached or packed: sdpa's is_causal kernel (flash on GPU) needs no mask. Deciding it
+            # here keeps that kernel under torch.compile too, where transformers 5.17 builds a full causal mask.
+            return None
+        # With no padding and no cache this is None for sdpa, which then runs its fast is_causal kernel.
+        # Only caller-given positions are passed on: they may describe packed documents. The cache goes by
+        # position: its parameter is `cache` from transformers 5.24 on, `past_key_values` before.
+        return create_causal_mask(self.config, hidden_states, attention_mask, cache, position_ids=given_position_ids)
 
     def forward(
         self,
@@ -310,22 +329,7 @@ class DecoderModel(DecoderPreTrainedModel):
             position_ids = _position_ids_from(attention_mask, past_length, length, device)
 
         hidden_states = self.dropout(self._embed(input_ids, inputs_embeds, position_ids))
-        if (
-            attention_mask is None
-            and cache is None
-            and given_position_ids is None
-            and self.config._attn_implementation == "sdpa"
-        ):
-            # Nothing padded, cached or packed: sdpa's is_causal kernel (flash on GPU) needs no mask. Deciding it
-            # here keeps that kernel under torch.compile too, where transformers 5.17 builds a full causal mask.
-            causal_mask = None
-        else:
-            # With no padding and no cache this is None for sdpa, which then runs its fast is_causal kernel.
-            # Only caller-given positions are passed on: they may describe packed documents. The cache goes by
-            # position: its parameter is `cache` from transformers 5.24 on, `past_key_values` before.
-            causal_mask = create_causal_mask(
-                self.config, hidden_states, attention_mask, cache, position_ids=given_position_ids
-            )
+        causal_mask = self._causal_mask(hidden_states, attention_mask, cache, given_position_ids)
 
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -365,15 +369,19 @@ class DecoderForCausalLM(DecoderPreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_output_embeddings
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_output_embeddings
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.lm_head = value
 
@@ -446,9 +454,15 @@ def _next_token_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_ba
     return loss
 
 
-def _classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def _classification_loss(
+    config, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
+) -> torch.Tensor:
     """Cross entropy for single-label classes, MSE when ``num_labels == 1`` (regression), BCE for
-    multi-label targets (``problem_type`` decides when set)."""
+    multi-label targets (``problem_type`` decides when set).
+
+    With ``num_items_in_batch`` (Trainer passes the label count of all the micro-batches of one accumulated step,
+    and then does not divide the loss by the accumulation steps itself) the sum over this batch is divided by it,
+    so accumulated steps equal one large batch's."""
     num_labels = logits.shape[-1]
     problem_type = config.problem_type
     if problem_type is None:
@@ -459,11 +473,18 @@ def _classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> 
         else:
             problem_type = "multi_label_classification"
     labels = labels.to(logits.device)
+    reduction = "mean" if num_items_in_batch is None else "sum"
     if problem_type == "regression":
-        return F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(logits.shape[0]))
-    if problem_type == "single_label_classification":
-        return F.cross_entropy(logits.float(), labels.reshape(-1))
-    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        loss = F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(logits.shape[0]), reduction=reduction)
+    elif problem_type == "single_label_classification":
+        loss = F.cross_entropy(logits.float(), labels.reshape(-1), reduction=reduction)
+    else:
+        loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction=reduction)
+    if num_items_in_batch is not None:
+        loss = loss / (
+            num_items_in_batch.to(loss.device) if torch.is_tensor(num_items_in_batch) else num_items_in_batch
+        )
+    return loss
 
 
 # Copied from seqlab.models.recurrent.modeling_recurrent.pool_hidden_states
@@ -510,9 +531,11 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
         self.classifier = nn.Linear(pooled_size, config.num_labels)
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
@@ -553,7 +576,11 @@ class DecoderForSequenceClassification(DecoderPreTrainedModel):
         mask = self._real_token_mask(input_ids, attention_mask)
         pooled = pool_hidden_states(outputs.last_hidden_state, mask, self.config.pooling)
         logits = self.classifier(self.dropout(pooled))
-        loss = _classification_loss(self.config, logits, labels) if labels is not None else None
+        loss = (
+            _classification_loss(self.config, logits, labels, kwargs.get("num_items_in_batch"))
+            if labels is not None
+            else None
+        )
 
         output = SequenceClassifierOutputWithPast(
             loss=loss,

@@ -10,21 +10,25 @@ from transformers import PreTrainedConfig
 POSITION_EMBEDDING_TYPES = ("learned", "sinusoidal")
 
 
+# Copied from seqlab.models.decoder.configuration_decoder._check_positive_int
 def _check_positive_int(config_name: str, field: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{config_name}.{field} must be a positive integer, got {value!r}.")
 
 
+# Copied from seqlab.models.decoder.configuration_decoder._check_probability
 def _check_probability(config_name: str, field: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"{config_name}.{field} is a dropout probability and must lie in [0, 1), got {value!r}.")
 
 
+# Copied from seqlab.models.decoder.configuration_decoder._check_positive_float
 def _check_positive_float(config_name: str, field: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"{config_name}.{field} must be a positive number, got {value!r}.")
 
 
+# Copied from seqlab.models.decoder.configuration_decoder._check_token_id
 def _check_token_id(config_name: str, field: str, value, vocab_size: int) -> None:
     # eos_token_id may legitimately be a list (several stop tokens); only single ids are range-checked
     if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value < vocab_size:
@@ -68,10 +72,12 @@ class EncoderConfig(PreTrainedConfig):
 
     model_type = "seqlab_encoder"
 
+    # Copied from seqlab.models.recurrent.configuration_recurrent.RecurrentConfig.from_dict
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
-        # decoder and encoder checkpoints share parameter names and shapes, so weights of one family would
-        # load silently into the other: refuse a config.json written for another model type instead
+        # a config.json written for another model type is refused by name, not half-read: its keys would mostly
+        # fall back to this config's defaults, and as decoder and encoder checkpoints share parameter names and
+        # shapes, the weights of one family would load silently into the other
         found = config_dict.get("model_type")
         if found and found != cls.model_type:
             raise ValueError(

@@ -29,6 +29,7 @@ from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from .configuration_encoder import EncoderConfig
 
 
+# Copied from seqlab.models.decoder.modeling_decoder.sinusoidal_positional_encoding
 def sinusoidal_positional_encoding(position_ids: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
     """The fixed encoding of "Attention Is All You Need": ``sin(pos / 10000^(2i/d))`` in the first
     half of the features, ``cos`` in the second. Computed on the fly (it is cheap) so that nothing
@@ -72,6 +73,7 @@ class EncoderSelfAttention(nn.Module):
 
     is_causal = False  # read by the sdpa kernel: never apply a causal triangle here
 
+    # Copied from seqlab.models.decoder.modeling_decoder.DecoderSelfAttention.__init__ with Decoder->Encoder
     def __init__(self, config: EncoderConfig, layer_idx: int):
         super().__init__()
         self.config = config
@@ -111,6 +113,7 @@ class EncoderSelfAttention(nn.Module):
         return output, weights
 
 
+# Copied from seqlab.models.decoder.modeling_decoder.DecoderMLP with Decoder->Encoder
 class EncoderMLP(nn.Module):
     """Position-wise feed-forward network: expand, GELU, project back."""
 
@@ -128,6 +131,7 @@ class EncoderBlock(GradientCheckpointingLayer):
     """Pre-LayerNorm block: attention sub-layer then feed-forward sub-layer, each added back to
     the residual stream."""
 
+    # Copied from seqlab.models.decoder.modeling_decoder.DecoderBlock.__init__ with Decoder->Encoder
     def __init__(self, config: EncoderConfig, layer_idx: int):
         super().__init__()
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -202,6 +206,7 @@ class EncoderPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_attention_backend = True
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentPreTrainedModel.save_pretrained
     def save_pretrained(self, save_directory, *args, **kwargs):
         if self._auto_class is not None:
             # every head of the family lives in this file: list them all in auto_map, so that a saved
@@ -209,6 +214,7 @@ class EncoderPreTrainedModel(PreTrainedModel):
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **_FAMILY_AUTO_MAP}
         return super().save_pretrained(save_directory, *args, **kwargs)
 
+    # Copied from seqlab.models.decoder.modeling_decoder.DecoderPreTrainedModel._init_weights
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
         # transformers' init helpers skip tensors already loaded from a checkpoint
@@ -231,6 +237,7 @@ class EncoderModel(EncoderPreTrainedModel):
     the embeddings, the output of every block but the last, and the final normalised output.
     """
 
+    # Copied from seqlab.models.decoder.modeling_decoder.DecoderModel.__init__ with Decoder->Encoder
     def __init__(self, config: EncoderConfig):
         super().__init__(config)
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
@@ -242,9 +249,11 @@ class EncoderModel(EncoderPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentModel.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentModel.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embed_tokens = value
 
@@ -256,6 +265,7 @@ class EncoderModel(EncoderPreTrainedModel):
                 f"positional encodings: truncate the input (tokenizer truncation=True, max_length={limit})."
             )
 
+    # Copied from seqlab.models.decoder.modeling_decoder.DecoderModel._embed
     def _embed(self, input_ids, inputs_embeds, position_ids) -> torch.Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
@@ -342,9 +352,11 @@ class EncoderForMaskedLM(EncoderPreTrainedModel):
         self.lm_head = EncoderMaskedLMHead(config)
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
@@ -409,9 +421,16 @@ def _masked_lm_loss(logits: torch.Tensor, targets: torch.Tensor, num_items_in_ba
     return F.cross_entropy(logits.float(), targets, reduction="sum") / num_items_in_batch
 
 
-def _classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+# Copied from seqlab.models.decoder.modeling_decoder._classification_loss
+def _classification_loss(
+    config, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
+) -> torch.Tensor:
     """Cross entropy for single-label classes, MSE when ``num_labels == 1`` (regression), BCE for
-    multi-label targets (``problem_type`` decides when set)."""
+    multi-label targets (``problem_type`` decides when set).
+
+    With ``num_items_in_batch`` (Trainer passes the label count of all the micro-batches of one accumulated step,
+    and then does not divide the loss by the accumulation steps itself) the sum over this batch is divided by it,
+    so accumulated steps equal one large batch's."""
     num_labels = logits.shape[-1]
     problem_type = config.problem_type
     if problem_type is None:
@@ -422,11 +441,18 @@ def _classification_loss(config, logits: torch.Tensor, labels: torch.Tensor) -> 
         else:
             problem_type = "multi_label_classification"
     labels = labels.to(logits.device)
+    reduction = "mean" if num_items_in_batch is None else "sum"
     if problem_type == "regression":
-        return F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(logits.shape[0]))
-    if problem_type == "single_label_classification":
-        return F.cross_entropy(logits.float(), labels.reshape(-1))
-    return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        loss = F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(logits.shape[0]), reduction=reduction)
+    elif problem_type == "single_label_classification":
+        loss = F.cross_entropy(logits.float(), labels.reshape(-1), reduction=reduction)
+    else:
+        loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction=reduction)
+    if num_items_in_batch is not None:
+        loss = loss / (
+            num_items_in_batch.to(loss.device) if torch.is_tensor(num_items_in_batch) else num_items_in_batch
+        )
+    return loss
 
 
 class EncoderForSequenceClassification(EncoderPreTrainedModel):
@@ -458,9 +484,11 @@ class EncoderForSequenceClassification(EncoderPreTrainedModel):
             model._weight_conversions = [c for c in conversions if not set(getattr(c, "source_patterns", ())) & legacy]
         return loaded
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
@@ -499,7 +527,11 @@ class EncoderForSequenceClassification(EncoderPreTrainedModel):
         first = self._first_token_index(input_ids, attention_mask, hidden_states.shape[0], hidden_states.device)
         batch = torch.arange(hidden_states.shape[0], device=hidden_states.device)
         logits = self.classifier(hidden_states[batch, first])
-        loss = _classification_loss(self.config, logits, labels) if labels is not None else None
+        loss = (
+            _classification_loss(self.config, logits, labels, kwargs.get("num_items_in_batch"))
+            if labels is not None
+            else None
+        )
         output = SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )

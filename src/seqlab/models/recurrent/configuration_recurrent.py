@@ -18,6 +18,30 @@ def _check_probability(name: str, value) -> None:
         raise ValueError(f"RecurrentConfig: `{name}` is a dropout probability and must lie in [0, 1), got {value!r}.")
 
 
+def _checked_choices(cell_type: str, nonlinearity: str | None, recurrent_init: str, pooling: str) -> str | None:
+    """Check the options chosen from a list; return the nonlinearity, "tanh" by default for the vanilla RNN."""
+    if cell_type not in CELL_TYPES:
+        raise ValueError(f"RecurrentConfig: unknown `cell_type` {cell_type!r}; choose one of {CELL_TYPES}.")
+    if nonlinearity is not None and cell_type != "rnn":
+        raise ValueError(
+            f"RecurrentConfig: `nonlinearity={nonlinearity!r}` only applies to cell_type='rnn' "
+            f"(got cell_type={cell_type!r}); LSTM and GRU gates fix their own nonlinearities. Remove it."
+        )
+    if cell_type == "rnn":
+        nonlinearity = "tanh" if nonlinearity is None else nonlinearity
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(
+                f"RecurrentConfig: unknown `nonlinearity` {nonlinearity!r}; choose one of {NONLINEARITIES}."
+            )
+    if recurrent_init not in RECURRENT_INITS:
+        raise ValueError(
+            f"RecurrentConfig: unknown `recurrent_init` {recurrent_init!r}; choose one of {RECURRENT_INITS}."
+        )
+    if pooling not in POOLINGS:
+        raise ValueError(f"RecurrentConfig: unknown `pooling` {pooling!r}; choose one of {POOLINGS}.")
+    return nonlinearity
+
+
 class RecurrentConfig(PretrainedConfig):
     r"""Configuration of a recurrent network language model (the seeds' RNN, LSTM and GRU).
 
@@ -52,8 +76,9 @@ class RecurrentConfig(PretrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
-        # a config.json written for another seqlab family (or any other model type) is refused by name, not
-        # half-read: its keys would mostly fall back to this config's defaults
+        # a config.json written for another model type is refused by name, not half-read: its keys would mostly
+        # fall back to this config's defaults, and as decoder and encoder checkpoints share parameter names and
+        # shapes, the weights of one family would load silently into the other
         found = config_dict.get("model_type")
         if found and found != cls.model_type:
             raise ValueError(
@@ -88,25 +113,7 @@ class RecurrentConfig(PretrainedConfig):
         eos_token_id: int | None = 2,
         **kwargs,
     ):
-        if cell_type not in CELL_TYPES:
-            raise ValueError(f"RecurrentConfig: unknown `cell_type` {cell_type!r}; choose one of {CELL_TYPES}.")
-        if nonlinearity is not None and cell_type != "rnn":
-            raise ValueError(
-                f"RecurrentConfig: `nonlinearity={nonlinearity!r}` only applies to cell_type='rnn' "
-                f"(got cell_type={cell_type!r}); LSTM and GRU gates fix their own nonlinearities. Remove it."
-            )
-        if cell_type == "rnn":
-            nonlinearity = "tanh" if nonlinearity is None else nonlinearity
-            if nonlinearity not in NONLINEARITIES:
-                raise ValueError(
-                    f"RecurrentConfig: unknown `nonlinearity` {nonlinearity!r}; choose one of {NONLINEARITIES}."
-                )
-        if recurrent_init not in RECURRENT_INITS:
-            raise ValueError(
-                f"RecurrentConfig: unknown `recurrent_init` {recurrent_init!r}; choose one of {RECURRENT_INITS}."
-            )
-        if pooling not in POOLINGS:
-            raise ValueError(f"RecurrentConfig: unknown `pooling` {pooling!r}; choose one of {POOLINGS}.")
+        nonlinearity = _checked_choices(cell_type, nonlinearity, recurrent_init, pooling)
         embedding_size = hidden_size if embedding_size is None else embedding_size
         for name, value in (
             ("vocab_size", vocab_size),

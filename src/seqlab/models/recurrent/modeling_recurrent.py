@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache, LinearAttentionLayer
@@ -539,7 +540,8 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
     ) -> CausalLMOutputWithPast | tuple:
         r"""`labels` are the input ids (shifted inside: position t is scored on token t+1); -100 is ignored.
         `logits_to_keep=k` computes the vocabulary projection for the last k positions only (0: all).
-        `cache` (`past_key_values` before transformers 5.24): the RecurrentState to continue from."""
+        `num_items_in_batch` (keyword) turns the mean loss into a sum divided by that count, for gradient
+        accumulation. `cache` (`past_key_values` before transformers 5.24): the RecurrentState to continue from."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
         outputs = self.model(
             input_ids=input_ids,
@@ -558,13 +560,7 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
             hidden = self.projection(hidden)
         logits = self.lm_head(hidden)
 
-        loss = None
-        if labels is not None:
-            shift_logits = logits[:, :-1].float()
-            shift_labels = labels[:, 1:].to(logits.device)
-            loss = nn.functional.cross_entropy(
-                shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=-100
-            )
+        loss = _next_token_loss(logits, labels, kwargs.get("num_items_in_batch")) if labels is not None else None
         state = getattr(outputs, _CACHE_FIELD)
         if not return_dict:
             out = (logits, state, outputs.hidden_states)
@@ -607,6 +603,57 @@ class RecurrentForCausalLM(RecurrentPreTrainedModel, GenerationMixin):
         return model_inputs
 
 
+def _next_token_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+    """Cross entropy of position t's logits against token t+1 (-100 ignored): the mean, or the sum divided by
+    `num_items_in_batch` when Trainer passes it (gradient accumulation), as the decoder's loss does."""
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:].to(logits.device)
+    reduction = "mean" if num_items_in_batch is None else "sum"
+    loss = F.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)),
+        shift_labels.reshape(-1),
+        ignore_index=-100,
+        reduction=reduction,
+    )
+    if num_items_in_batch is not None:
+        loss = loss / num_items_in_batch
+    return loss
+
+
+# Copied from seqlab.models.decoder.modeling_decoder._classification_loss
+def _classification_loss(
+    config, logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
+) -> torch.Tensor:
+    """Cross entropy for single-label classes, MSE when ``num_labels == 1`` (regression), BCE for
+    multi-label targets (``problem_type`` decides when set).
+
+    With ``num_items_in_batch`` (Trainer passes the label count of all the micro-batches of one accumulated step,
+    and then does not divide the loss by the accumulation steps itself) the sum over this batch is divided by it,
+    so accumulated steps equal one large batch's."""
+    num_labels = logits.shape[-1]
+    problem_type = config.problem_type
+    if problem_type is None:
+        if num_labels == 1:
+            problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem_type = "single_label_classification"
+        else:
+            problem_type = "multi_label_classification"
+    labels = labels.to(logits.device)
+    reduction = "mean" if num_items_in_batch is None else "sum"
+    if problem_type == "regression":
+        loss = F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(logits.shape[0]), reduction=reduction)
+    elif problem_type == "single_label_classification":
+        loss = F.cross_entropy(logits.float(), labels.reshape(-1), reduction=reduction)
+    else:
+        loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction=reduction)
+    if num_items_in_batch is not None:
+        loss = loss / (
+            num_items_in_batch.to(loss.device) if torch.is_tensor(num_items_in_batch) else num_items_in_batch
+        )
+    return loss
+
+
 def pool_hidden_states(hidden: torch.Tensor, mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
     """Summarise (batch, time, hidden) into (batch, features), ignoring positions where mask is 0.
 
@@ -643,9 +690,11 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         self.classifier = nn.Linear(pooled, config.num_labels)
         self.post_init()
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.get_input_embeddings
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    # Copied from seqlab.models.recurrent.modeling_recurrent.RecurrentForCausalLM.set_input_embeddings
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.model.embed_tokens = value
 
@@ -673,13 +722,11 @@ class RecurrentForSequenceClassification(RecurrentPreTrainedModel):
         pooled = pool_hidden_states(outputs.last_hidden_state, attention_mask, self.config.pooling)
         logits = self.classifier(self.dropout(pooled))
 
-        loss = None
-        if labels is not None:
-            labels = labels.to(logits.device)
-            if self.num_labels == 1:
-                loss = nn.functional.mse_loss(logits.squeeze(-1).float(), labels.float())
-            else:
-                loss = nn.functional.cross_entropy(logits.float(), labels.view(-1))
+        loss = (
+            _classification_loss(self.config, logits, labels, kwargs.get("num_items_in_batch"))
+            if labels is not None
+            else None
+        )
         if not return_dict:
             out = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
             return (loss, *out) if loss is not None else out
