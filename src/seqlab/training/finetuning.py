@@ -14,52 +14,51 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
-import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import SeqlabUsageError
-from .args import FinetuningArgs, check_bounds, check_budget, check_required
-from .checkpointing import check_checkpoint_fits, resolve_resume
-from .lock import OutputDirLock
-from .loop import LoopSettings, steps_per_epoch
-from .optim import (
-    GradualUnfreezing,
-    create_optimizer,
-    create_scheduler,
-    freeze,
-    slanted_triangular_schedule,
-    warmup_steps_for,
-)
+from .args import FinetuningArgs, check_required
+from .optim import GradualUnfreezing, freeze, slanted_triangular_schedule
 from .pretraining import check_sequence_length
 from .recipe import resolve_args, resolve_path
-from .resume import check_resume_settings
+from .run import MAIN_EVAL, Job, Prepared, eval_batch_size, run_training, seeded_model
 from .runtime import (
     build_model_config,
     check_config_overrides,
-    check_tracker,
     check_weights_file,
     check_weights_fit_config,
-    create_output_dir,
     family_of_config,
     load_folder_config,
-    make_accelerator,
-    prepare_output_dir,
-    release_accelerator,
-    resolve_mixed_precision,
-    seeded_generator,
 )
-from .session import finish, run_session, save_model_fn
-from .test_hooks import with_test_hooks
 
 SCRATCH = "scratch"
-_DEV = "\0dev"  # key of the dev scores among final_evaluate's results (cannot clash with a file name)
+_DEV = "\0dev"  # key of the dev set among the evaluation sets and scores (cannot clash with a file name)
+
+
+def run_finetuning(recipe: FinetuningArgs | Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Fine-tune a classifier as ``recipe`` says; returns the metrics also written to metrics.json.
+
+    ``recipe`` is ``FinetuningArgs`` or a mapping of recipe keys whose ``config`` key (a YAML file) is loaded
+    underneath; keyword ``overrides`` go on top.
+
+    Keys of the result: ``eval_accuracy``, ``eval_f1`` (macro), ``eval_loss`` on ``eval_split``;
+    ``eval_files``: ``{file name: {accuracy, f1, loss, examples}}`` for each ``eval_files`` entry; ``dev_accuracy``,
+    ``dev_f1``, ``dev_loss`` with ``dev_examples``; and
+    training facts (``train_loss``, ``num_train_examples``, ``step``, ...). Example::
+
+        run_finetuning({"config": "configs/finetune/sst2-tiny.yaml"}, model_name_or_path="runs/decoder-tiny",
+                       num_train_examples=100, seed=1, output_dir="runs/ft")
+    """
+    args = resolve_args(FinetuningArgs, recipe, overrides or None)
+    return run_training(args, validate_finetuning_args, finetuning_job)
 
 
 def validate_finetuning_args(args: FinetuningArgs) -> None:
-    """Checks that need no data, model or tokenizer (cheap; run first)."""
+    """Checks of fine-tuning's own keys that need no data, model or tokenizer (cheap; run first)."""
     check_required(args, ("model_name_or_path", "output_dir", "dataset"), hint="")
     if args.model_name_or_path == SCRATCH and not args.model_config:
         raise SeqlabUsageError(
@@ -68,14 +67,160 @@ def validate_finetuning_args(args: FinetuningArgs) -> None:
         )
     if args.max_train_tokens is not None:
         raise SeqlabUsageError("max_train_tokens is a pretraining budget; fine-tune with max_steps or num_train_epochs")
-    check_budget(args)
-    check_bounds(args)
     if args.ulmfit_lr_decay < 1.0:
         raise SeqlabUsageError(
             f"ulmfit_lr_decay must be >= 1 (lower layers learn slower), got {args.ulmfit_lr_decay!r}"
         )
-    check_tracker(args.report_to)
-    resolve_mixed_precision(args.mixed_precision)
+
+
+def finetuning_job(accelerator, args: FinetuningArgs) -> Job:
+    """A classifier (pretrained body or scratch) on a stratified subset of the labelled training split."""
+    from ..data import ClassificationCollator, tokenize_classification
+    from .evaluation import cap_for_evaluation, evaluate_classification
+
+    tokenizer = finetuning_tokenizer(args)
+    data = labelled_data(accelerator, args)
+    # the classifier head starts the same on every process and run
+    family, model, loaded_body_tensors = seeded_model(
+        args.seed, lambda: load_classifier(args, tokenizer, data.num_labels, data.id2label)
+    )
+    check_sequence_length(family, model.config, args.max_length, key="max_length")
+    frozen = freeze(model.base_model.parameters()) if args.strategy == "freeze_body" else 0
+    eval_set = cap_for_evaluation(
+        data.eval_set, args.max_eval_batches, eval_batch_size(args), accelerator.num_processes
+    )
+    eval_sets = {MAIN_EVAL: eval_set, **data.eval_files, **({} if data.dev_set is None else {_DEV: data.dev_set})}
+    with accelerator.main_process_first():
+        train_tokens = tokenize_classification(data.train_set, tokenizer, args.max_length)
+        eval_tokens = {name: tokenize_classification(ds, tokenizer, args.max_length) for name, ds in eval_sets.items()}
+
+    def evaluate(run: Prepared) -> dict[str, Any]:
+        return evaluate_classification(run.accelerator, run.model, run.eval_loaders[MAIN_EVAL], data.num_labels)
+
+    def final_evaluate(run: Prepared) -> dict[str, Any]:
+        scores = evaluate(run)  # then each eval_files entry, then the dev set
+        for name, loader in run.eval_loaders.items():
+            if name != MAIN_EVAL:
+                scores[name] = evaluate_classification(run.accelerator, run.model, loader, data.num_labels)
+        return scores
+
+    def scores_to_metrics(scores: dict[str, Any]) -> dict[str, Any]:
+        metrics = {"eval_files": {name: scores.pop(name) for name in data.eval_files}}
+        if _DEV in scores:
+            metrics.update({f"dev_{key}": value for key, value in scores.pop(_DEV).items()})
+        return {**metrics, **{f"eval_{key}": value for key, value in scores.items()}}
+
+    return Job(
+        model=model,
+        tokenizer=tokenizer,
+        train_set=train_tokens,
+        collator=ClassificationCollator(pad_token_id=tokenizer.pad_token_id),
+        evaluate=evaluate,
+        final_evaluate=final_evaluate,
+        eval_sets=eval_tokens,
+        layer_lr_decay=args.ulmfit_lr_decay if args.strategy == "ulmfit" else None,
+        schedule=_ulmfit_schedule(args) if args.strategy == "ulmfit" else None,
+        facts={
+            "family": family,
+            "model_name_or_path": args.model_name_or_path,
+            "pretrained": args.model_name_or_path != SCRATCH,
+            "loaded_body_tensors": loaded_body_tensors,
+            "strategy": args.strategy,
+            "dataset": args.dataset,
+            "num_labels": data.num_labels,
+            "num_train_examples": len(data.train_set),
+            "dev_examples": 0 if data.dev_set is None else len(data.dev_set),
+            "seed": args.seed,
+            "learning_rate": args.learning_rate,
+            "frozen_parameters": frozen,
+        },
+        scores_to_metrics=scores_to_metrics,
+    )
+
+
+def _ulmfit_schedule(args: FinetuningArgs):
+    """ULMFiT's slanted triangular schedule, and gradual unfreezing (one more layer group every
+    ``ulmfit_unfreeze_steps``, default one epoch) before each optimizer step."""
+
+    def schedule(optimizer, max_steps: int, epoch_steps: int):
+        scheduler = slanted_triangular_schedule(
+            optimizer.optimizer, max_steps, cut_frac=args.ulmfit_cut_frac, ratio=args.ulmfit_ratio
+        )
+        unfreezing = GradualUnfreezing(optimizer, args.ulmfit_unfreeze_steps or epoch_steps)
+        return scheduler, unfreezing.drop_frozen_gradients
+
+    return schedule
+
+
+def finetuning_tokenizer(args: FinetuningArgs):
+    """``tokenizer_path``, else the pretrained model's folder (else, from scratch, a model_config folder's);
+    checked against a pretrained model's vocabulary before any data is read."""
+    from ..tokenizer import check_vocab_compatible, load_tokenizer
+
+    scratch = args.model_name_or_path == SCRATCH
+    pretrained_config = None if scratch else check_pretrained_folder(args)[1]
+    tokenizer_source = args.tokenizer_path or (None if scratch else args.model_name_or_path)
+    if tokenizer_source is None:
+        model_config = resolve_path(args.model_config, args)
+        if not (model_config.is_dir() and (model_config / "tokenizer.json").is_file()):
+            raise SeqlabUsageError("--model_name_or_path scratch needs --tokenizer_path (the tokenizer to train with)")
+        tokenizer_source = str(model_config)
+    tokenizer = load_tokenizer(resolve_path(tokenizer_source, args))
+    if pretrained_config is not None:
+        check_vocab_compatible(tokenizer, pretrained_config)
+    return tokenizer
+
+
+@dataclass
+class LabelledData:
+    """The rows of a fine-tuning run, checked: training subset, evaluation split, eval_files, dev set."""
+
+    train_set: Any
+    eval_set: Any
+    eval_files: dict[str, Any]
+    dev_set: Any | None
+    num_labels: int
+    id2label: dict[int, str]
+
+
+def labelled_data(accelerator, args: FinetuningArgs) -> LabelledData:
+    """Load and check the labelled rows; carve the dev set, then draw the stratified training subset."""
+    from ..data import carve_dev_split, check_labels, infer_num_labels, key_label_names, stratified_subset
+
+    taken: set[str] = set()
+    with accelerator.main_process_first():  # one process writes the datasets caches, the others read them
+        train_set = load_labelled(args.dataset, args.train_split, "dataset")
+        eval_set = load_labelled(*evaluation_source(args), "eval_split" if eval_is_file(args) else "dataset")
+        eval_files = {
+            _eval_file_name(str(f), taken): load_labelled(str(resolve_path(f, args)), "train", "eval_file")
+            for f in args.eval_files
+        }
+    names = key_label_names(args.dataset)
+    try:
+        num_labels = args.num_labels or (len(names) if names else infer_num_labels(train_set))
+    except SeqlabUsageError as error:
+        raise SeqlabUsageError(f"dataset {args.dataset!r} (split {args.train_split!r}): {error}") from None
+    for what, dataset in [("training split", train_set), ("evaluation split", eval_set), *eval_files.items()]:
+        try:
+            check_labels(dataset, num_labels)
+        except SeqlabUsageError as error:
+            raise SeqlabUsageError(f"{what}: {error}") from None
+    refuse_training_rows_as_evaluation(args)
+    id2label = (
+        {i: names[i] for i in range(num_labels)}
+        if names and len(names) == num_labels
+        else {i: f"LABEL_{i}" for i in range(num_labels)}
+    )
+    dev_set = None
+    if args.dev_examples:  # before the budget, so label subsets never include a dev row
+        train_set, dev_set = carve_dev_split(train_set, args.dev_examples, seed=args.dev_seed)
+    if args.num_train_examples and args.num_train_examples > len(train_set) and dev_set is not None:
+        raise SeqlabUsageError(
+            f"num_train_examples={args.num_train_examples} is more than the {len(train_set)} training rows left "
+            f"after the dev carve of {len(dev_set)}; ask for at most {len(train_set)} or null (all)"
+        )
+    train_set = stratified_subset(train_set, args.num_train_examples, seed=args.seed)
+    return LabelledData(train_set, eval_set, eval_files, dev_set, num_labels, id2label)
 
 
 def _columns_of(path: Path) -> list[str]:
@@ -246,227 +391,3 @@ def check_pretrained_folder(args: FinetuningArgs):
     family = family_of_config(config)
     check_weights_file(path, "model_name_or_path")
     return path, config, family
-
-
-def run_finetuning(recipe: FinetuningArgs | Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
-    """Fine-tune a classifier as ``recipe`` says; returns the metrics also written to metrics.json.
-
-    ``recipe`` is ``FinetuningArgs`` or a mapping of recipe keys whose ``config`` key (a YAML file) is loaded
-    underneath; keyword ``overrides`` go on top.
-
-    Keys of the result: ``eval_accuracy``, ``eval_f1`` (macro), ``eval_loss`` on ``eval_split``;
-    ``eval_files``: ``{file name: {accuracy, f1, loss, examples}}`` for each ``eval_files`` entry; ``dev_accuracy``,
-    ``dev_f1``, ``dev_loss`` with ``dev_examples``; and
-    training facts (``train_loss``, ``num_train_examples``, ``step``, ...). Example::
-
-        run_finetuning({"config": "configs/finetune/sst2-tiny.yaml"}, model_name_or_path="runs/decoder-tiny",
-                       num_train_examples=100, seed=1, output_dir="runs/ft")
-    """
-    args = resolve_args(FinetuningArgs, recipe, overrides or None)
-    validate_finetuning_args(args)
-    accelerator = make_accelerator(args)
-    try:
-        with OutputDirLock(args.output_dir, accelerator) as lock:
-            return _finetune(accelerator, args, lock)
-    finally:
-        release_accelerator(accelerator)
-
-
-def _finetune(accelerator, args: FinetuningArgs, lock: OutputDirLock) -> dict[str, Any]:
-    import torch
-    from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader
-
-    from ..data import (
-        ClassificationCollator,
-        carve_dev_split,
-        check_labels,
-        infer_num_labels,
-        key_label_names,
-        stratified_subset,
-        tokenize_classification,
-    )
-    from ..tokenizer import check_vocab_compatible, load_tokenizer
-    from .evaluation import cap_for_evaluation, evaluate_classification
-
-    # 1. Everything that can refuse the run, before anything is written to output_dir.
-    checkpoint = resolve_resume(args.resume_from_checkpoint, args.output_dir)
-    resuming = bool(args.resume_from_checkpoint)  # also a run killed before its first checkpoint
-    output_dir = prepare_output_dir(args.output_dir, args.overwrite_output_dir, resuming)
-    lock.acquire()  # an existing folder: refuse at once if another run is using it
-    scratch = args.model_name_or_path == SCRATCH
-    pretrained_config = None if scratch else check_pretrained_folder(args)[1]
-    tokenizer_source = args.tokenizer_path or (None if scratch else args.model_name_or_path)
-    if tokenizer_source is None:
-        model_config = resolve_path(args.model_config, args)
-        if not (model_config.is_dir() and (model_config / "tokenizer.json").is_file()):
-            raise SeqlabUsageError("--model_name_or_path scratch needs --tokenizer_path (the tokenizer to train with)")
-        tokenizer_source = str(model_config)
-    tokenizer = load_tokenizer(resolve_path(tokenizer_source, args))
-    if pretrained_config is not None:
-        check_vocab_compatible(tokenizer, pretrained_config)  # before any data is read
-
-    taken: set[str] = set()
-    with accelerator.main_process_first():  # one process writes the datasets caches, the others read them
-        train_set = load_labelled(args.dataset, args.train_split, "dataset")
-        eval_set = load_labelled(*evaluation_source(args), "eval_split" if eval_is_file(args) else "dataset")
-        eval_files = {
-            _eval_file_name(str(f), taken): load_labelled(str(resolve_path(f, args)), "train", "eval_file")
-            for f in args.eval_files
-        }
-    names = key_label_names(args.dataset)
-    try:
-        num_labels = args.num_labels or (len(names) if names else infer_num_labels(train_set))
-    except SeqlabUsageError as error:
-        raise SeqlabUsageError(f"dataset {args.dataset!r} (split {args.train_split!r}): {error}") from None
-    for what, dataset in [("training split", train_set), ("evaluation split", eval_set), *eval_files.items()]:
-        try:
-            check_labels(dataset, num_labels)
-        except SeqlabUsageError as error:
-            raise SeqlabUsageError(f"{what}: {error}") from None
-    refuse_training_rows_as_evaluation(args)
-    id2label = (
-        {i: names[i] for i in range(num_labels)}
-        if names and len(names) == num_labels
-        else {i: f"LABEL_{i}" for i in range(num_labels)}
-    )
-    dev_set = None
-    if args.dev_examples:  # before the budget, so label subsets never include a dev row
-        train_set, dev_set = carve_dev_split(train_set, args.dev_examples, seed=args.dev_seed)
-    if args.num_train_examples and args.num_train_examples > len(train_set) and dev_set is not None:
-        raise SeqlabUsageError(
-            f"num_train_examples={args.num_train_examples} is more than the {len(train_set)} training rows left "
-            f"after the dev carve of {len(dev_set)}; ask for at most {len(train_set)} or null (all)"
-        )
-    train_set = stratified_subset(train_set, args.num_train_examples, seed=args.seed)
-
-    set_seed(args.seed)  # the classifier head starts the same on every process and run
-    family, model, loaded_body_tensors = load_classifier(args, tokenizer, num_labels, id2label)
-    check_sequence_length(family, model.config, args.max_length, key="max_length")
-    set_seed(args.seed, device_specific=True)
-
-    # 2. Data loaders, strategy, optimizer and schedule.
-    collator = ClassificationCollator(pad_token_id=tokenizer.pad_token_id)
-    eval_batch = args.per_device_eval_batch_size or args.per_device_train_batch_size
-    eval_set = cap_for_evaluation(eval_set, args.max_eval_batches, eval_batch, accelerator.num_processes)
-    with accelerator.main_process_first():
-        train_tokens = tokenize_classification(train_set, tokenizer, args.max_length)
-        eval_tokens = tokenize_classification(eval_set, tokenizer, args.max_length)
-        file_tokens = {name: tokenize_classification(ds, tokenizer, args.max_length) for name, ds in eval_files.items()}
-        dev_tokens = None if dev_set is None else tokenize_classification(dev_set, tokenizer, args.max_length)
-
-    def loader(dataset, **kwargs) -> DataLoader:
-        return DataLoader(dataset, collate_fn=collator, num_workers=args.dataloader_num_workers, **kwargs)
-
-    train_dataloader = loader(
-        train_tokens,
-        batch_size=args.per_device_train_batch_size,
-        shuffle=True,
-        generator=seeded_generator(args.seed),
-    )
-    eval_dataloader = loader(eval_tokens, batch_size=eval_batch)
-    file_loaders = {name: loader(tokens, batch_size=eval_batch) for name, tokens in file_tokens.items()}
-    dev_loader = None if dev_tokens is None else loader(dev_tokens, batch_size=eval_batch)
-
-    strategy = args.strategy
-    frozen = freeze(model.base_model.parameters()) if strategy == "freeze_body" else 0
-    optimizer = create_optimizer(
-        model,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        betas=(args.adam_beta1, args.adam_beta2),
-        eps=args.adam_epsilon,
-        layer_lr_decay=args.ulmfit_lr_decay if strategy == "ulmfit" else None,
-        device=accelerator.device,
-    )
-    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
-        model, optimizer, train_dataloader, eval_dataloader
-    )
-    file_loaders = {name: accelerator.prepare_data_loader(dl) for name, dl in file_loaders.items()}
-    if dev_loader is not None:
-        dev_loader = accelerator.prepare_data_loader(dev_loader)
-    epoch_steps = steps_per_epoch(len(train_dataloader), args.gradient_accumulation_steps)
-    max_steps = args.max_steps or max(1, math.ceil(float(args.num_train_epochs) * epoch_steps))
-    before_step = None
-    if strategy == "ulmfit":
-        scheduler = slanted_triangular_schedule(
-            optimizer.optimizer, max_steps, cut_frac=args.ulmfit_cut_frac, ratio=args.ulmfit_ratio
-        )
-        unfreezing = GradualUnfreezing(optimizer, args.ulmfit_unfreeze_steps or epoch_steps)
-        before_step = unfreezing.drop_frozen_gradients
-    else:
-        scheduler = create_scheduler(
-            args.lr_scheduler_type,
-            optimizer.optimizer,
-            num_training_steps=max_steps,
-            num_warmup_steps=warmup_steps_for(max_steps, args.warmup_steps, args.warmup_ratio),
-        )
-
-    def evaluate() -> dict[str, Any]:
-        return evaluate_classification(accelerator, model, eval_dataloader, num_labels)
-
-    def final_evaluate() -> dict[str, Any]:
-        scores = evaluate()
-        for name, file_loader in file_loaders.items():
-            scores[name] = evaluate_classification(accelerator, model, file_loader, num_labels)
-        if dev_loader is not None:
-            scores[_DEV] = evaluate_classification(accelerator, model, dev_loader, num_labels)
-        return scores
-
-    # 3. Train.
-    if checkpoint is not None:
-        check_checkpoint_fits(checkpoint, accelerator.unwrap_model(model))
-    check_resume_settings(args, checkpoint)
-    lock.acquire(create=True)
-    create_output_dir(accelerator, output_dir, args.overwrite_output_dir, resuming, args)
-    settings = with_test_hooks(LoopSettings.from_recipe(args, max_steps, output_dir))
-    session = run_session(
-        accelerator,
-        args,
-        model=model,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        train_dataloader=train_dataloader,
-        settings=settings,
-        output_dir=output_dir,
-        checkpoint=checkpoint,
-        evaluate_fn=evaluate,
-        final_evaluate_fn=final_evaluate,
-        save_model=save_model_fn(accelerator, model, tokenizer, output_dir, args.save_model),
-        before_optimizer_step=before_step,
-    )
-    loop = session.loop
-    metrics: dict[str, Any] = {
-        "family": family,
-        "model_name_or_path": args.model_name_or_path,
-        "pretrained": not scratch,
-        "loaded_body_tensors": loaded_body_tensors,
-        "strategy": strategy,
-        "dataset": args.dataset,
-        "num_labels": num_labels,
-        "num_train_examples": len(train_set),
-        "dev_examples": 0 if dev_set is None else len(dev_set),
-        "seed": args.seed,
-        "learning_rate": args.learning_rate,
-        "step": loop.progress.step,
-        "max_steps": max_steps,
-        "epoch": loop.progress.epoch + loop.progress.batches_in_epoch / max(len(train_dataloader), 1),
-        "train_loss": loop.train_loss,
-        "skipped_nonfinite_steps": loop.progress.skipped_steps,
-        "train_seconds": loop.seconds,
-        "frozen_parameters": frozen,
-        "num_parameters": sum(p.numel() for p in accelerator.unwrap_model(model).parameters()),
-        "num_processes": accelerator.num_processes,
-        "mixed_precision": accelerator.mixed_precision,
-        "device": str(accelerator.device) if accelerator.device.type != "cuda" else torch.cuda.get_device_name(),
-    }
-    if session.final_scores is None:
-        metrics["stopped_at_step"] = loop.progress.step
-        return metrics
-    scores = dict(session.final_scores)
-    metrics["eval_files"] = {name: scores.pop(name) for name in file_loaders}
-    if _DEV in scores:
-        metrics.update({f"dev_{key}": value for key, value in scores.pop(_DEV).items()})
-    metrics.update({f"eval_{key}": value for key, value in scores.items()})
-    finish(accelerator, output_dir, metrics)
-    return metrics
