@@ -138,6 +138,71 @@ def test_unknown_recipe_key_lists_valid_keys(tmp_path):
         resolve_args(PretrainingArgs, {"mixed_precision": "fp8"})
 
 
+def test_resolved_args_are_not_read_again(tmp_path):
+    config = tmp_path / "recipe.yaml"
+    config.write_text("max_train_tokens: 1000000\nlearning_rate: 2e-3\n")
+    args = args_from_argv(PretrainingArgs, ["--config", str(config), "--max_steps", "5"])
+    config.unlink()  # a second read of the file would fail
+    again = resolve_args(PretrainingArgs, args, {"seed": "3"})
+    assert again.to_dict() == {**args.to_dict(), "seed": 3}
+    assert again.learning_rate == pytest.approx(2e-3) and again.max_steps == 5 and again.max_train_tokens is None
+
+
+def test_test_hooks_are_no_recipe_keys():
+    from seqlab.training.recipe import recipe_to_yaml
+
+    for args_class in (PretrainingArgs, FinetuningArgs):
+        keys = recipe_keys(args_class)
+        assert set(args_class().to_dict()) == set(keys) == set(yaml.safe_load(recipe_to_yaml(args_class())))
+        assert not {"stop_after_steps", "debug_batch_log"} & set(keys)
+    with pytest.raises(SeqlabUsageError, match="unknown recipe key 'stop_after_steps'"):
+        resolve_args(PretrainingArgs, {"stop_after_steps": 3})
+
+
+def test_bounds_are_declared_once_per_key():
+    from seqlab.training.args import check_bounds
+
+    keys = recipe_keys(FinetuningArgs)
+    assert keys["learning_rate"].bound == "> 0" and keys["warmup_steps"].bound == ">= 0"
+    assert keys["max_steps"].bound == "> 0" and keys["seed"].bound is None
+    with pytest.raises(SeqlabUsageError, match=r"recipe key 'max_length' must be > 0, got 0"):
+        check_bounds(FinetuningArgs(max_length=0))
+    with pytest.raises(SeqlabUsageError, match=r"recipe key 'dataloader_num_workers' must be >= 0, got -1"):
+        check_bounds(FinetuningArgs(dataloader_num_workers=-1))
+
+
+def test_command_line_is_parsed_by_hf_argument_parser():
+    from transformers import HfArgumentParser
+
+    parser = RecipeParser(FinetuningArgs)
+    assert isinstance(parser, HfArgumentParser)
+    argv = ["--learning-rate", "2e-3", "--save_model", "--model.num_labels=3", "--strategy", "ulmfit"]
+    assert parser.parse_overrides(argv) == {
+        "learning_rate": "2e-3",
+        "save_model": "true",
+        "strategy": "ulmfit",
+        "model.num_labels": "3",
+    }
+    with pytest.raises(SeqlabUsageError, match=r"unknown recipe key 'no_save_model' in the command line"):
+        parser.parse_overrides(["--no_save_model"])  # HfArgumentParser's complement of a true bool is not seqlab's
+
+
+def test_debug_hooks_fill_the_loop_settings(monkeypatch):
+    from seqlab.training.loop import LoopSettings
+    from seqlab.training.test_hooks import with_test_hooks
+
+    base = LoopSettings(max_steps=5)
+    assert with_test_hooks(base) == base
+    monkeypatch.setenv("SEQLAB_DEBUG_BATCH_LOG", "3")  # as a launched process gets it
+    with debug_hooks(stop_after_steps=2):
+        hooked = with_test_hooks(base)
+    assert hooked.stop_after_steps == 2 and hooked.debug_batch_log == 3
+    assert with_test_hooks(base).stop_after_steps is None  # only inside the block
+    monkeypatch.setenv("SEQLAB_DEBUG_STOP_AFTER_STEPS", "soon")
+    with pytest.raises(SeqlabUsageError, match=r"SEQLAB_DEBUG_STOP_AFTER_STEPS='soon' must be an integer >= 1"):
+        with_test_hooks(base)
+
+
 def test_shipped_recipes_load(repo_root):
     for path in sorted((repo_root / "configs" / "pretrain").glob("*.yaml")):
         recipe = resolve_args(PretrainingArgs, {"config": str(path)}).to_dict()
