@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from .errors import SeqlabUsageError
+from .files import publish_staged
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<mask>"]
 PAD, BOS, EOS, UNK, MASK = SPECIAL_TOKENS
@@ -229,16 +229,8 @@ def save_atomically(tokenizer: PreTrainedTokenizerFast, output_dir: str | os.Pat
     # A uniquely named sibling (same file system, so the rename is atomic); mkdir honours the umask.
     staging = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
-    try:
+    with publish_staged(staging, output, replace=True):  # whatever is at output is replaced
         tokenizer.save_pretrained(staging)
-        if output.is_dir():
-            shutil.rmtree(output)
-        elif output.exists():
-            output.unlink()
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 _TOKENIZER_JSON_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")

@@ -90,43 +90,13 @@ def resolve_settings(
     for family in families or ():
         _check_choice("family", family, FAMILIES)
     on_gpu = device == "cuda"
-    shape = SHAPES[size]
-    if quick:
-        shape = QUICK_SHAPE
-    shape = replace(
-        shape,
-        batch_size=shape.batch_size if batch_size is None else batch_size,
-        seq_len=shape.seq_len if seq_len is None else seq_len,
-    )
-    checked = (
-        ("batch_size", shape.batch_size),
-        ("seq_len", shape.seq_len),
-        ("repeats", repeats),
-        ("new_tokens", new_tokens),
-    )
-    for name, value in checked:
-        if value is not None and value < 1:
-            raise SeqlabUsageError(f"--{name} must be at least 1, got {value}")
+    shape = _resolve_shape(size, quick, batch_size, seq_len)
+    _check_positive(("batch_size", shape.batch_size), ("seq_len", shape.seq_len))
+    _check_positive(("repeats", repeats), ("new_tokens", new_tokens))
     # torch.compile on CPU needs a C++ toolchain and minutes of compilation: only when asked for
     use_compile = on_gpu if compile is None else compile
-    if quick:
-        defaults = {"repeats": 3, "warmup": 1, "steps": 1, "new_tokens": 8, "gen_batch": 2, "prompt": 8}
-    elif on_gpu:
-        defaults = {"repeats": 7, "warmup": 5, "steps": 10, "new_tokens": 256, "gen_batch": 16, "prompt": 32}
-    else:
-        # one step per repetition: the finest interleaving, so both candidates see the same load. Generation as on
-        # the GPU: 16 sequences, 256 new tokens (the cache targets' setting, issue 12)
-        defaults = {"repeats": 21, "warmup": 3, "steps": 1, "new_tokens": 256, "gen_batch": 16, "prompt": 32}
-    if quick:
-        sources, data_tokens, procs = ("tinyshakespeare",), 20_000, (1,)
-    elif on_gpu:
-        sources, data_tokens, procs = ("general_english", "imdb:unsup", "imdb:train"), None, (os.cpu_count() or 1,)
-    else:
-        sources, data_tokens, procs = ("general_english", "imdb:unsup", "imdb:train"), 1_000_000, (1, 2)
-    if num_proc:
-        if any(n < 1 for n in num_proc):
-            raise SeqlabUsageError(f"--num_proc values must be at least 1, got {num_proc}")
-        procs = tuple(num_proc)
+    defaults = _timing_defaults(quick, on_gpu)
+    sources, data_tokens, procs = _data_defaults(quick, on_gpu, num_proc)
     return Settings(
         suite=suite,
         device=device,
@@ -149,6 +119,51 @@ def resolve_settings(
         families=tuple(families) if families else FAMILIES,
         profile=profile,
     )
+
+
+def _resolve_shape(size: str, quick: bool, batch_size: int | None, seq_len: int | None) -> Shape:
+    """The size's shape (the quick one for a smoke run), with the batch and sequence length asked for."""
+    shape = QUICK_SHAPE if quick else SHAPES[size]
+    return replace(
+        shape,
+        batch_size=shape.batch_size if batch_size is None else batch_size,
+        seq_len=shape.seq_len if seq_len is None else seq_len,
+    )
+
+
+def _check_positive(*checked: tuple[str, int | None]) -> None:
+    """Refuse a count below 1 (None: not given, the default applies)."""
+    for name, value in checked:
+        if value is not None and value < 1:
+            raise SeqlabUsageError(f"--{name} must be at least 1, got {value}")
+
+
+def _timing_defaults(quick: bool, on_gpu: bool) -> dict[str, int]:
+    """Repetitions, warmup and steps per repetition, and the generation setting, where not given."""
+    if quick:
+        return {"repeats": 3, "warmup": 1, "steps": 1, "new_tokens": 8, "gen_batch": 2, "prompt": 8}
+    if on_gpu:
+        return {"repeats": 7, "warmup": 5, "steps": 10, "new_tokens": 256, "gen_batch": 16, "prompt": 32}
+    # one step per repetition: the finest interleaving, so both candidates see the same load. Generation as on
+    # the GPU: 16 sequences, 256 new tokens (the cache targets' setting, issue 12)
+    return {"repeats": 21, "warmup": 3, "steps": 1, "new_tokens": 256, "gen_batch": 16, "prompt": 32}
+
+
+def _data_defaults(
+    quick: bool, on_gpu: bool, num_proc: list[int] | None
+) -> tuple[tuple[str, ...], int | None, tuple[int, ...]]:
+    """The data suite's sources, token cap and process counts (``num_proc`` replaces the counts when given)."""
+    if quick:
+        sources, data_tokens, procs = ("tinyshakespeare",), 20_000, (1,)
+    elif on_gpu:
+        sources, data_tokens, procs = ("general_english", "imdb:unsup", "imdb:train"), None, (os.cpu_count() or 1,)
+    else:
+        sources, data_tokens, procs = ("general_english", "imdb:unsup", "imdb:train"), 1_000_000, (1, 2)
+    if num_proc:
+        if any(n < 1 for n in num_proc):
+            raise SeqlabUsageError(f"--num_proc values must be at least 1, got {num_proc}")
+        procs = tuple(num_proc)
+    return sources, data_tokens, procs
 
 
 def _default_repeats(suite: str, quick: bool, training_repeats: int) -> int:

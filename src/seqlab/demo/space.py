@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..errors import SeqlabUsageError
+from ..files import publish_staged
 from ..hub.export import is_whitelisted
 from .runfolder import PLOTS, RunFolder
 
@@ -122,7 +123,7 @@ def write_space(run_dir: str | Path, output_dir: str | Path) -> list[str]:
         raise SeqlabUsageError(f"{output_dir} exists and is not empty: choose a new folder for the Space.")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with publish_staged(staging, output_dir):
         package = staging / "seqlab_demo"
         package.mkdir()
         for name in DEMO_MODULES:
@@ -153,10 +154,4 @@ def write_space(run_dir: str | Path, output_dir: str | Path) -> list[str]:
             ),
             encoding="utf-8",
         )
-        if output_dir.exists():
-            output_dir.rmdir()
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())

@@ -90,88 +90,96 @@ class Step:
 def walk_through() -> list[Step]:
     """Every quantity of the example, as (model value, seed value) pairs."""
     model = build_worked_example_model()
-    rnn = model.model.layers[0]
     ids = torch.tensor([[0, 1, 2, 3]])  # A B C D: the model reads "A B C" and is scored on "D" at C
-    labels = torch.tensor([[-100, -100, -100, 3]])
+    m = _model_quantities(model, ids)
+    states = _unrolled_states(model, ids)
+    s = {key: torch.tensor(value) for key, value in SEED_PRINTED.items()}
+    seed = _seed_gradients(s)
 
+    printed = "printed by the seed"
+    in_words = "Step 4 (described in words), evaluated on the seed's numbers"
+    return [
+        Step("h_1 = tanh(W_xh x_1)", m["h"][0], s["h_1"], printed),
+        Step("a_2 = W_xh x_2 + W_hh h_1", m["a_2"], s["a_2"], printed),
+        Step("h_2 = tanh(a_2)", m["h"][1], s["h_2"], printed),
+        Step("a_3 = W_xh x_3 + W_hh h_2", m["a_3"], s["a_3"], printed),
+        Step("h_3 = tanh(a_3)", m["h"][2], s["h_3"], printed),
+        Step("o_3 = W_hy h_3 + b_y (logits)", m["o_3"], s["o_3"], printed),
+        Step("softmax(o_3)", m["softmax"], s["softmax(o_3)"], "printed by the seed (as δo_3 + y_true and P(D))"),
+        Step("P(D) = softmax(o_3)[D]", m["softmax"][3], s["P(D)"], printed),
+        Step("loss = -log P(D) (the model's own loss)", m["loss"], s["loss"], printed),
+        Step("dL/do_3 = y_pred - y_true", m["dL/do_3"], s["dL/do_3"], printed),
+        Step(
+            "dL/dW_hy = δo_3 h_3ᵀ",
+            m["grads"]["lm_head.weight"],
+            torch.outer(s["dL/do_3"], s["h_3"]),
+            "the seed's formula (Step 2) on its printed δo_3 and h_3",
+        ),
+        Step("dL/db_y = δo_3", m["grads"]["lm_head.bias"], s["dL/do_3"], "the seed's formula (Step 2)"),
+        Step("dL/dh_3 = W_hyᵀ δo_3", states[2].grad[0], seed["dh_3"], "the seed's formula (Step 3) on its numbers"),
+        Step("dL/dh_2 = W_hhᵀ [(1 - h_3²) ⊙ δh_3]", states[1].grad[0], seed["dh_2"], in_words),
+        Step("dL/dh_1 = W_hhᵀ [(1 - h_2²) ⊙ δh_2]", states[0].grad[0], seed["dh_1"], in_words),
+        Step("dL/dW_hh = Σ_t δa_t h_{t-1}ᵀ", m["grads"]["model.layers.0.weight_hh_l0"], seed["dW_hh"], in_words),
+        Step("dL/dW_xh = Σ_t δa_t x_tᵀ", m["grads"]["model.layers.0.weight_ih_l0"], seed["dW_xh"], in_words),
+    ]
+
+
+def _model_quantities(model: RecurrentForCausalLM, ids: torch.Tensor) -> dict:
+    """The forward pass and autograd's gradients of the model's own loss, which scores only "D" at C."""
+    rnn = model.model.layers[0]
+    labels = torch.tensor([[-100, -100, -100, 3]])
     out = model(ids, labels=labels, output_hidden_states=True)
     out.logits.retain_grad()
     out.loss.backward()
     h = out.hidden_states[-1][0].detach()
     o_3 = out.logits[0, 2]
     probabilities = o_3.detach().softmax(-1)
+    # the pre-activations a_t are not a model output: recompute them from the layer's weights and h_{t-1}
     with torch.no_grad():
         a_2 = rnn.weight_ih_l0[:, 1] + rnn.weight_hh_l0 @ h[0]
         a_3 = rnn.weight_ih_l0[:, 2] + rnn.weight_hh_l0 @ h[1]
     grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
-    model.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)  # the unrolled pass accumulates into the same parameters
+    return {
+        "h": h,
+        "a_2": a_2,
+        "a_3": a_3,
+        "o_3": o_3.detach(),
+        "softmax": probabilities,
+        "loss": out.loss.detach(),
+        "dL/do_3": out.logits.grad[0, 2],
+        "grads": grads,
+    }
 
+
+def _unrolled_states(model: RecurrentForCausalLM, ids: torch.Tensor) -> list[torch.Tensor]:
+    """h_1, h_2, ... of the last layer, each holding its full BPTT gradient δh_t in ``.grad``."""
     # δh_t of BPTT: the fused kernel hides h_t's path through time, so unroll the same layer step by step
     embeds = model.get_input_embeddings()(ids).detach()
     logits, states = unroll_recurrent_lm(model, embeds)
     for state in states:
         state.retain_grad()
     torch.nn.functional.cross_entropy(logits[0, 2:3], ids[0, 3:4]).backward()
+    return states
 
-    s = {key: torch.tensor(value) for key, value in SEED_PRINTED.items()}
+
+def _seed_gradients(s: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The gradients the seed only describes (Steps 3-4), from its formulas on its printed numbers."""
     w_hy, w_hh = torch.tensor(W_HY), torch.tensor(W_HH)
-    seed_dh3 = w_hy.T @ s["dL/do_3"]
-    seed_da3 = (1 - s["h_3"] ** 2) * seed_dh3  # through tanh: tanh'(a) = 1 - tanh(a)^2
-    seed_dh2 = w_hh.T @ seed_da3
-    seed_da2 = (1 - s["h_2"] ** 2) * seed_dh2
-    seed_dh1 = w_hh.T @ seed_da2
-    seed_da1 = (1 - s["h_1"] ** 2) * seed_dh1
+    dh3 = w_hy.T @ s["dL/do_3"]
+    da3 = (1 - s["h_3"] ** 2) * dh3  # through tanh: tanh'(a) = 1 - tanh(a)^2
+    dh2 = w_hh.T @ da3
+    da2 = (1 - s["h_2"] ** 2) * dh2
+    dh1 = w_hh.T @ da2
+    da1 = (1 - s["h_1"] ** 2) * dh1
     one_hot = torch.eye(4)
-    seed_dw_hh = torch.outer(seed_da3, s["h_2"]) + torch.outer(seed_da2, s["h_1"])  # h_0 = 0 adds nothing
-    seed_dw_xh = (
-        torch.outer(seed_da3, one_hot[2]) + torch.outer(seed_da2, one_hot[1]) + torch.outer(seed_da1, one_hot[0])
-    )
-
-    printed = "printed by the seed"
-    return [
-        Step("h_1 = tanh(W_xh x_1)", h[0], s["h_1"], printed),
-        Step("a_2 = W_xh x_2 + W_hh h_1", a_2, s["a_2"], printed),
-        Step("h_2 = tanh(a_2)", h[1], s["h_2"], printed),
-        Step("a_3 = W_xh x_3 + W_hh h_2", a_3, s["a_3"], printed),
-        Step("h_3 = tanh(a_3)", h[2], s["h_3"], printed),
-        Step("o_3 = W_hy h_3 + b_y (logits)", o_3.detach(), s["o_3"], printed),
-        Step("softmax(o_3)", probabilities, s["softmax(o_3)"], "printed by the seed (as δo_3 + y_true and P(D))"),
-        Step("P(D) = softmax(o_3)[D]", probabilities[3], s["P(D)"], printed),
-        Step("loss = -log P(D) (the model's own loss)", out.loss.detach(), s["loss"], printed),
-        Step("dL/do_3 = y_pred - y_true", out.logits.grad[0, 2], s["dL/do_3"], printed),
-        Step(
-            "dL/dW_hy = δo_3 h_3ᵀ",
-            grads["lm_head.weight"],
-            torch.outer(s["dL/do_3"], s["h_3"]),
-            "the seed's formula (Step 2) on its printed δo_3 and h_3",
-        ),
-        Step("dL/db_y = δo_3", grads["lm_head.bias"], s["dL/do_3"], "the seed's formula (Step 2)"),
-        Step("dL/dh_3 = W_hyᵀ δo_3", states[2].grad[0], seed_dh3, "the seed's formula (Step 3) on its numbers"),
-        Step(
-            "dL/dh_2 = W_hhᵀ [(1 - h_3²) ⊙ δh_3]",
-            states[1].grad[0],
-            seed_dh2,
-            "Step 4 (described in words), evaluated on the seed's numbers",
-        ),
-        Step(
-            "dL/dh_1 = W_hhᵀ [(1 - h_2²) ⊙ δh_2]",
-            states[0].grad[0],
-            seed_dh1,
-            "Step 4 (described in words), evaluated on the seed's numbers",
-        ),
-        Step(
-            "dL/dW_hh = Σ_t δa_t h_{t-1}ᵀ",
-            grads["model.layers.0.weight_hh_l0"],
-            seed_dw_hh,
-            "Step 4 (described in words), evaluated on the seed's numbers",
-        ),
-        Step(
-            "dL/dW_xh = Σ_t δa_t x_tᵀ",
-            grads["model.layers.0.weight_ih_l0"],
-            seed_dw_xh,
-            "Step 4 (described in words), evaluated on the seed's numbers",
-        ),
-    ]
+    return {
+        "dh_3": dh3,
+        "dh_2": dh2,
+        "dh_1": dh1,
+        "dW_hh": torch.outer(da3, s["h_2"]) + torch.outer(da2, s["h_1"]),  # h_0 = 0 adds nothing
+        "dW_xh": torch.outer(da3, one_hot[2]) + torch.outer(da2, one_hot[1]) + torch.outer(da1, one_hot[0]),
+    }
 
 
 def seed_slips() -> list[str]:

@@ -227,18 +227,40 @@ def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None,
     jobs = default_jobs() if jobs is None else int(jobs)
     if jobs < 1:
         raise SeqlabUsageError(f"--jobs must be at least 1, got {jobs}")
-    _check_same_settings(Path(config_path), output_dir)
-    lock.acquire(create=True)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config_path, output_dir / _SETTINGS_FILE)
-    _record_models(output_dir, config.families)
+    _claim_output_dir(config, config_path, output_dir, lock)
     started = time.time()
     origin = provenance()  # at the start: the commit and versions the runs are made with
     origin["hardware"]["torch_threads"] = 1  # every run below is on one thread
 
     print("[transfer-gap] shared tokenizer", file=sys.stderr)
     tokenizer_path = _train_tokenizer(config, output_dir)
-    results_path = output_dir / "results.jsonl"
+    todo = _runs_to_do(config, output_dir / "results.jsonl")
+    pretrained, to_pretrain = _pretrained_models(config, output_dir)
+    _run_grid(
+        config,
+        output_dir,
+        jobs=jobs,
+        tokenizer_path=tokenizer_path,
+        todo=todo,
+        pretrained=pretrained,
+        to_pretrain=to_pretrain,
+        origin=origin,
+    )
+    write_report(output_dir, _report_metadata(config, jobs, origin, started, pretrained))
+    return output_dir
+
+
+def _claim_output_dir(config: ExperimentConfig, config_path: str | Path, output_dir: Path, lock: OutputDirLock) -> None:
+    """Refuse a folder made under other settings, then take it: lock it and record the settings of these runs."""
+    _check_same_settings(Path(config_path), output_dir)
+    lock.acquire(create=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_path, output_dir / _SETTINGS_FILE)
+    _record_models(output_dir, config.families)
+
+
+def _runs_to_do(config: ExperimentConfig, results_path: Path) -> list[FinetuneRun]:
+    """The grid's fine-tunes whose result is not in results.jsonl yet (a torn last line is dropped first)."""
     torn = recover_torn_tail(results_path)
     if torn:
         print(
@@ -247,7 +269,11 @@ def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None,
             file=sys.stderr,
         )
     done = {r["run_id"] for r in read_results(results_path)}
-    todo = [run for run in config.runs() if run.run_id not in done]
+    return [run for run in config.runs() if run.run_id not in done]
+
+
+def _pretrained_models(config: ExperimentConfig, output_dir: Path) -> tuple[dict[str, Path], list[str]]:
+    """({family: pretrained folder} of those ready, [families still to pretrain]); none when no arm needs one."""
     pretrained = {}
     to_pretrain = []
     if any(init in PRETRAINED_INITS for init in config.inits):
@@ -257,44 +283,31 @@ def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None,
                 to_pretrain.append(family)
             else:
                 pretrained[family] = path
+    return pretrained, to_pretrain
 
-    def record_of(run: FinetuneRun, metrics: dict, seconds: float) -> dict:
-        return {
-            "run_id": run.run_id,
-            "task": run.task,
-            "family": run.family,
-            "init": run.init,
-            "num_train_examples": metrics.get("num_train_examples", run.num_train_examples),
-            "requested_examples": run.num_train_examples,
-            "seed": run.seed,
-            "learning_rate": run.learning_rate,
-            "strategy": ARM_STRATEGIES[run.init] or config.finetuning.get("strategy", "full"),
-            "steps": metrics.get("step"),
-            "metrics": validation_scores(metrics),
-            "dev_metrics": validation_scores(metrics, "dev_"),
-            "eval_files": metrics.get("eval_files", {}),
-            "parameters": metrics.get("num_parameters"),
-            "wall_time_s": round(seconds, 2),
-            "model_config": config.families[run.family],
-            "pretrained_from": str(pretrained[run.family]) if run.init in PRETRAINED_INITS else None,
-            "hardware": origin["hardware"],
-            "versions": origin["versions"],
-        }
 
-    def run_dir(run: FinetuneRun) -> Path:
-        return output_dir / "finetune" / run.run_id.replace("/", "_")
+def _run_grid(
+    config: ExperimentConfig,
+    output_dir: Path,
+    *,
+    jobs: int,
+    tokenizer_path: Path,
+    todo: list[FinetuneRun],
+    pretrained: dict[str, Path],
+    to_pretrain: list[str],
+    origin: dict,
+) -> None:
+    """Pretrain ``to_pretrain`` and fine-tune ``todo`` on ``jobs`` processes, appending each result as it comes.
 
-    def finetune_task(run: FinetuneRun) -> tuple:
-        recipe = _finetune_recipe(config, run, pretrained.get(run.family), tokenizer_path, run_dir(run))
-        return ("finetune", run, recipe, str(_log_path(output_dir, run.run_id)))
-
-    def pretrain_task(family: str) -> tuple:
-        recipe = _pretraining_recipe(config, family, tokenizer_path, output_dir)
-        return ("pretrain", family, recipe, str(_log_path(output_dir, f"pretrain/{family}")))
-
+    ``pretrained`` gains each family as its pretraining finishes (the report reads it afterwards).
+    """
+    results_path = output_dir / "results.jsonl"
+    # a family's pretrained arms wait for its pretraining; everything else starts at once
     waiting = {family: [r for r in todo if r.family == family and r.init in PRETRAINED_INITS] for family in to_pretrain}
     ready = [r for r in todo if not (r.family in waiting and r.init in PRETRAINED_INITS)]
-    tasks = [pretrain_task(f) for f in to_pretrain] + [finetune_task(r) for r in ready]
+    tasks = [_pretrain_task(config, f, tokenizer_path, output_dir) for f in to_pretrain] + [
+        _finetune_task(config, r, pretrained, tokenizer_path, output_dir) for r in ready
+    ]
     if to_pretrain:
         print(f"[transfer-gap] pretraining {', '.join(to_pretrain)} ({jobs} process(es) in all)", file=sys.stderr)
     # the bar counts optimizer steps (a pretraining step and a fine-tuning step cost about the same on these
@@ -308,13 +321,13 @@ def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None,
         for kind, key, outcome in pool.run(tasks):
             if kind == "pretrain":
                 pretrained[key] = Path(outcome)
-                pool.add([finetune_task(r) for r in waiting.pop(key)])
+                pool.add([_finetune_task(config, r, pretrained, tokenizer_path, output_dir) for r in waiting.pop(key)])
                 bar.update(work[f"pretrain/{key}"])
             else:
                 metrics, seconds = outcome
-                _append_record(results_path, record_of(key, metrics, seconds))
+                _append_record(results_path, _result_record(config, key, metrics, seconds, pretrained, origin))
                 if not config.keep_models:
-                    shutil.rmtree(run_dir(key), ignore_errors=True)
+                    shutil.rmtree(_run_dir(output_dir, key), ignore_errors=True)
                 bar.update(work[key.run_id])
             finished += 1
             bar.set_postfix_str(f"{finished}/{len(work)} runs")
@@ -322,7 +335,52 @@ def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None,
         if config.keep_best_classifiers:
             _keep_best_classifiers(config, output_dir, pool, pretrained, tokenizer_path)
 
-    model_paths = pretrained or {}
+
+def _run_dir(output_dir: Path, run: FinetuneRun) -> Path:
+    return output_dir / "finetune" / run.run_id.replace("/", "_")
+
+
+def _finetune_task(
+    config: ExperimentConfig, run: FinetuneRun, pretrained: dict[str, Path], tokenizer_path: Path, output_dir: Path
+) -> tuple:
+    recipe = _finetune_recipe(config, run, pretrained.get(run.family), tokenizer_path, _run_dir(output_dir, run))
+    return ("finetune", run, recipe, str(_log_path(output_dir, run.run_id)))
+
+
+def _pretrain_task(config: ExperimentConfig, family: str, tokenizer_path: Path, output_dir: Path) -> tuple:
+    recipe = _pretraining_recipe(config, family, tokenizer_path, output_dir)
+    return ("pretrain", family, recipe, str(_log_path(output_dir, f"pretrain/{family}")))
+
+
+def _result_record(
+    config: ExperimentConfig, run: FinetuneRun, metrics: dict, seconds: float, pretrained: dict, origin: dict
+) -> dict:
+    """The results.jsonl line of a finished fine-tune."""
+    return {
+        "run_id": run.run_id,
+        "task": run.task,
+        "family": run.family,
+        "init": run.init,
+        "num_train_examples": metrics.get("num_train_examples", run.num_train_examples),
+        "requested_examples": run.num_train_examples,
+        "seed": run.seed,
+        "learning_rate": run.learning_rate,
+        "strategy": ARM_STRATEGIES[run.init] or config.finetuning.get("strategy", "full"),
+        "steps": metrics.get("step"),
+        "metrics": validation_scores(metrics),
+        "dev_metrics": validation_scores(metrics, "dev_"),
+        "eval_files": metrics.get("eval_files", {}),
+        "parameters": metrics.get("num_parameters"),
+        "wall_time_s": round(seconds, 2),
+        "model_config": config.families[run.family],
+        "pretrained_from": str(pretrained[run.family]) if run.init in PRETRAINED_INITS else None,
+        "hardware": origin["hardware"],
+        "versions": origin["versions"],
+    }
+
+
+def _report_metadata(config: ExperimentConfig, jobs: int, origin: dict, started: float, pretrained: dict) -> dict:
+    """What the report states about the settings, the machine and the pretrained models."""
     metadata = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv else "",
         "experiment config": config.source,
@@ -350,11 +408,10 @@ def _run_experiment(config_path: str | Path, output_dir: Path, jobs: int | None,
         "git commit": origin["git_commit"],
         "wall time of this invocation (s)": round(time.time() - started, 1),
     }
-    if model_paths:
-        metadata["parameters (body, without heads)"] = json.dumps(_parameter_counts(model_paths))
-        metadata["pretraining results"] = json.dumps({f: _pretraining_summary(p) for f, p in model_paths.items()})
-    write_report(output_dir, metadata)
-    return output_dir
+    if pretrained:  # none when the grid has no pretrained arm
+        metadata["parameters (body, without heads)"] = json.dumps(_parameter_counts(pretrained))
+        metadata["pretraining results"] = json.dumps({f: _pretraining_summary(p) for f, p in pretrained.items()})
+    return metadata
 
 
 def _keep_best_classifiers(

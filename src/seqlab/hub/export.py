@@ -23,6 +23,7 @@ from pathlib import Path
 from transformers import AutoTokenizer, GenerationConfig, PreTrainedConfig, PreTrainedTokenizerFast
 
 from ..errors import SeqlabUsageError
+from ..files import publish_staged
 from ..models import FAMILIES, family_of_config
 from ..tokenizer import check_tokenizer_json_files, fit_to_model
 from ..training.runtime import check_weights_file, check_weights_fit_config, load_folder_config
@@ -252,7 +253,7 @@ def export_for_hub(
 
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with publish_staged(staging, output_dir):
         (staging / ".tokenizer").mkdir()
         tokenizer, dropped = _load_clean_tokenizer(model_dir, staging / ".tokenizer", config)
         model.save_pretrained(staging)
@@ -267,10 +268,4 @@ def export_for_hub(
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         _refuse_local_paths(staging, local_paths(model_dir))
         _warn_dropped(dropped, config)
-        if output_dir.exists():
-            output_dir.rmdir()
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return sorted(p.name for p in output_dir.iterdir())
