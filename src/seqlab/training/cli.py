@@ -30,6 +30,7 @@ KEYS_HELP = (
     "--key means true; LIST: comma-separated or a YAML list; VALUE: a YAML mapping, or one entry as --key.KEY "
     "VALUE; null unsets a key."
 )
+_EVAL_FILE_HELP = "one more eval_files entry; repeatable"
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -111,9 +112,6 @@ class RecipeParser(HfArgumentParser):
                 raise SeqlabUsageError(f"--{key} needs a value; pass --{key} VALUE")
             overrides[key] = value  # a nested key; resolve_args checks that its top key is a mapping
         return overrides
-
-
-_EVAL_FILE_HELP = "one more eval_files entry; repeatable"
 
 
 def _attach_values(argv: Sequence[str]) -> list[str]:
