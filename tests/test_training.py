@@ -155,8 +155,25 @@ def test_test_hooks_are_no_recipe_keys():
         keys = recipe_keys(args_class)
         assert set(args_class().to_dict()) == set(keys) == set(yaml.safe_load(recipe_to_yaml(args_class())))
         assert not {"stop_after_steps", "debug_batch_log"} & set(keys)
-    with pytest.raises(SeqlabUsageError, match="unknown recipe key 'stop_after_steps'"):
+    with pytest.raises(
+        SeqlabUsageError,
+        match="'stop_after_steps' in the recipe is no longer a recipe key .*SEQLAB_DEBUG_STOP_AFTER_STEPS=3",
+    ):
         resolve_args(PretrainingArgs, {"stop_after_steps": 3})
+
+
+def test_a_recipe_yaml_written_before_the_hooks_left_still_loads(tmp_path):
+    """recipe.yaml of a run made before 2026-12-07 records the two hooks' inert values; as --config it still
+    works, and a hook set to anything else is refused rather than ignored."""
+    old = tmp_path / "recipe.yaml"
+    old.write_text("learning_rate: 0.002\nstop_after_steps: null\ndebug_batch_log: 0\n")
+    args = resolve_args(FinetuningArgs, None, {"config": str(old)})
+    assert args.learning_rate == 0.002 and "stop_after_steps" not in args.to_dict()
+    old.write_text("debug_batch_log: 2\n")
+    with pytest.raises(SeqlabUsageError, match="SEQLAB_DEBUG_BATCH_LOG=2"):
+        resolve_args(FinetuningArgs, None, {"config": str(old)})
+    with pytest.raises(SeqlabUsageError, match="is no longer a recipe key"):
+        args_from_argv(PretrainingArgs, ["--stop_after_steps", "4"])
 
 
 def test_bounds_are_declared_once_per_key():

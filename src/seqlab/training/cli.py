@@ -22,7 +22,7 @@ from transformers import HfArgumentParser
 
 from ..errors import SeqlabUsageError
 from .args import RecipeKey, TrainingArgs, recipe_keys
-from .recipe import Args, resolve_args, unknown_key_error
+from .recipe import RETIRED_KEYS, Args, resolve_args, unknown_key_error
 
 _METAVARS = {"int": "INT", "float": "FLOAT", "bool": "BOOL", "str": "STR", "list": "LIST", "dict": "VALUE"}
 KEYS_HELP = (
@@ -106,11 +106,12 @@ class RecipeParser(HfArgumentParser):
                 raise SeqlabUsageError(f"unexpected argument {token!r}; pass settings as --key value")
             key, has_value, value = token[2:].partition("=")
             key = key.replace("-", "_")
-            if "." not in key or key.partition(".")[0] not in self.keys:
+            retired = key in RETIRED_KEYS  # resolve_args refuses it with the hook's environment variable
+            if not retired and ("." not in key or key.partition(".")[0] not in self.keys):
                 raise unknown_key_error(key, self.keys, "the command line")
             if not has_value:
                 raise SeqlabUsageError(f"--{key} needs a value; pass --{key} VALUE")
-            overrides[key] = value  # a nested key; resolve_args checks that its top key is a mapping
+            overrides[key] = value  # a nested key (resolve_args checks that its top key is a mapping) or retired one
         return overrides
 
 
