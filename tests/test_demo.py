@@ -19,7 +19,12 @@ pytest.importorskip("gradio", reason="the demo extra is not installed: pip insta
 from gradio_client import Client  # noqa: E402
 from test_hf_integration import make_model  # noqa: E402
 
+from seqlab.demo.runfolder import RunFolder  # noqa: E402
+from seqlab.demo.space import write_space  # noqa: E402
+from seqlab.errors import SeqlabUsageError  # noqa: E402
+from seqlab.experiment.keep import KEPT_KEYS  # noqa: E402
 from seqlab.experiment.report import write_report  # noqa: E402
+from seqlab.hub.export import is_whitelisted  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = {"lstm": "recurrent", "decoder": "decoder", "encoder": "encoder"}
@@ -57,7 +62,8 @@ def build_run_folder(root: Path, tokenizer) -> Path:
                 folder
             )
             tokenizer.save_pretrained(folder)
-            (folder / "kept.json").write_text(json.dumps({**records[-1], "reproduced": True}))
+            kept = {key: value for key, value in records[-1].items() if key in KEPT_KEYS}  # as keep.py writes it
+            (folder / "kept.json").write_text(json.dumps({**kept, "reproduced": True}))
     (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     write_report(root)  # summary.md, summary.csv and the plots, as the experiment writes them
     return root
@@ -376,3 +382,96 @@ def test_space_dry_run_starts_without_seqlab(run_dir, tmp_path, tokenizer):
     # the models ran on the folder's own code, copied into the private HF_HOME by trust_remote_code
     assert list((tmp_path / "hf" / "modules" / "transformers_modules").rglob("modeling_recurrent.py"))
     assert torch.__version__  # the same interpreter, nothing installed for the test
+
+
+def shown(root: Path) -> dict:
+    """What the app reads from a run folder: each model's config, each kept classifier's record, the results."""
+    run = RunFolder.read(root)
+    return {
+        "language models": [(m.name, m.kind, m.title, m.config) for m in run.language_models],
+        "classifiers": [(c.family, c.arm, c.budget, c.kept) for c in run.classifiers],
+        "results": {name: path.read_bytes() for name, path in run.results_files().items()},
+        "model files": {  # what a model loads with (the Hub export whitelist, no card) and kept.json
+            str(path.relative_to(root)): path.read_bytes()
+            for path in sorted(root.glob("*/**/*"))
+            if path.is_file() and path.name != "README.md" and (is_whitelisted(path.name) or path.name == "kept.json")
+        },
+    }
+
+
+def test_space_from_a_clean_run_shows_the_same(run_dir, tmp_path, caplog):
+    """Nothing of a clean run folder is left out: every model file and result the app reads is the same."""
+    files = write_space(run_dir, tmp_path / "space")
+    original, space = shown(run_dir), shown(tmp_path / "space" / "run")
+    assert space["language models"] == original["language models"]
+    assert space["classifiers"] == original["classifiers"] and space["results"] == original["results"]
+    assert space["model files"] == original["model files"]  # byte for byte: nothing was left out
+    assert "Space: left out keys" not in caplog.text
+    assert not [f for f in files if f.endswith(("report.md", ".jsonl"))]  # the app never shows them
+
+
+SECRET = "/home/alice/private/customer_emails.tsv"
+
+
+def test_space_leaves_out_keys_no_seqlab_file_defines(run_dir, tmp_path, caplog):
+    """Keys planted in config.json, tokenizer_config.json and kept.json are dropped (one warning names them),
+    and report.md, whose Setup records local paths, is not published."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    lstm, cell = run / "pretrain" / "lstm", run / "classifiers" / "decoder" / "pretrained" / "n40"
+    planted = {
+        lstm / "config.json": {"data_file": SECRET},
+        cell / "tokenizer_config.json": {"hf_token": "hf_abcdefgh", "cache_dir": SECRET},
+        cell / "kept.json": {"train_file": SECRET},
+    }
+    for path, keys in planted.items():
+        path.write_text(json.dumps({**json.loads(path.read_text()), **keys}))
+    (run / "report.md").write_text(f"- **command**: transfer_gap.py --output_dir {SECRET}\n")
+    write_space(run, tmp_path / "space")
+    space = tmp_path / "space" / "run"
+    for path in planted:
+        original = json.loads((run_dir / path.relative_to(run)).read_text())
+        assert json.loads((space / path.relative_to(run)).read_text()) == original
+    assert not (space / "report.md").exists()
+    assert not [p for p in (tmp_path / "space").rglob("*") if p.is_file() and SECRET in p.read_text(errors="replace")]
+    assert {k: v for k, v in shown(space).items() if k != "model files"} == {
+        k: v for k, v in shown(run_dir).items() if k != "model files"
+    }
+    assert (
+        "Space: left out keys that the models' config, tokenizer and kept.json do not define: "
+        "run/pretrain/lstm/config.json: data_file; "
+        "run/classifiers/decoder/pretrained/n40/tokenizer_config.json: hf_token, cache_dir; "
+        "run/classifiers/decoder/pretrained/n40/kept.json: train_file"
+    ) in caplog.text
+
+
+def test_space_refuses_a_local_path_the_run_names(run_dir, tmp_path):
+    """A path that results.jsonl names (a model_config, pretrained_from) and a published file repeats, or the
+    run folder's own path in a key the model defines (a label), refuses the Space; nothing is written."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    records[0]["model_config"] = SECRET
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run / "summary.md").write_text((run / "summary.md").read_text() + f"\nmodel: {SECRET}\n")
+    message = (
+        f"Space refused: README.md would publish the local path '{SECRET}' (named by the run folder's "
+        "results.jsonl, experiment.yaml or a model's recipe or metrics); nothing was written. Remove it from the "
+        f"file of {run} it comes from (README.md embeds summary.md), or show the run with scripts/demo.py."
+    )
+    with pytest.raises(SeqlabUsageError) as refused:
+        write_space(run, tmp_path / "space")
+    assert str(refused.value) == message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no Space, no staging folder left behind
+
+    shutil.copyfile(run_dir / "summary.md", run / "summary.md")
+    config_path = run / "classifiers" / "lstm" / "scratch" / "n40" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["id2label"]["1"] = f"{run.resolve()}/labels.tsv"
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(SeqlabUsageError) as refused:
+        write_space(run, tmp_path / "space")
+    assert str(refused.value).startswith(
+        f"Space refused: run/classifiers/lstm/scratch/n40/config.json would publish the local path '{run.resolve()}' "
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -4,17 +4,29 @@ The Space folder holds ``app.py``, the demo's modules as the package ``seqlab_de
 seqlab), ``run/`` (the language models, the kept classifiers and the results, each model with its own
 modeling code for ``trust_remote_code``), a pinned ``requirements.txt`` and a README whose YAML header is the
 Space's configuration. ``python app.py`` in that folder starts the demo where seqlab is not installed.
+
+Privacy, as in the Hub export (seqlab.hub.export): each model's config.json and tokenizer files and each
+kept.json keep only the keys seqlab and transformers define (one warning names what was left out), the run's
+report.md stays out (the app never shows it; its Setup records the command line and config path), and a last
+check refuses the Space if any file still holds a local path the run folder names.
 """
 
+import logging
 import shutil
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import yaml
+
 from ..errors import SeqlabUsageError
+from ..experiment.keep import KEPT_FILE, KEPT_KEYS
+from ..experiment.report import read_results
 from ..files import publish_staged
-from ..hub.export import is_whitelisted
+from ..hub.export import copy_clean_model_files, find_local_path, is_whitelisted, local_paths, paths_named_by
 from .runfolder import PLOTS, RunFolder
+
+logger = logging.getLogger(__name__)
 
 DEMO_MODULES = ("__init__.py", "runfolder.py", "inference.py", "plots.py", "app.py")
 # what the Space installs besides the standard library: the demo's imports and what they load with
@@ -29,7 +41,7 @@ REQUIREMENTS = (
     "pandas",
     "matplotlib",
 )
-RESULT_FILES = ("summary.md", "summary.csv", "report.md", *PLOTS)
+RESULT_FILES = ("summary.md", "summary.csv", *PLOTS)  # what the Results tab shows (RunFolder.results_files)
 
 APP = '''"""seqlab demo: LSTM vs Transformers side by side (a Hugging Face Space written by scripts/push_space.py)."""
 
@@ -93,17 +105,51 @@ def _pinned(name: str) -> str:
     return f"{name}=={installed.split('+')[0]}"  # torch 2.13.0+cpu -> 2.13.0: the local tag is not on PyPI
 
 
-def _copy_model(source: Path, target: Path) -> None:
-    names = [p.name for p in source.iterdir() if p.is_file() and (is_whitelisted(p.name) or p.name == "kept.json")]
-    if not any(name.startswith("modeling_") for name in names):
+def _copy_model(source: Path, target: Path) -> dict[str, list[str]]:
+    """The model's loadable files and kept.json, cleaned as the Hub export cleans them; {file: keys dropped}."""
+    if not any(p.is_file() and is_whitelisted(p.name) for p in source.glob("modeling_*")):
         raise SeqlabUsageError(
             f"{source} carries no modeling_*.py, so it cannot load without seqlab: re-save it with "
             "seqlab's save_pretrained (every seqlab training run does)."
         )
-    target.mkdir(parents=True)
-    for name in names:
-        if name != "README.md":
-            shutil.copy2(source / name, target / name)
+    return copy_clean_model_files(source, target, {KEPT_FILE: KEPT_KEYS})
+
+
+def _copy_models(run: RunFolder, staging: Path) -> None:
+    dropped = []
+    for model in run.language_models:
+        target = Path("run", "pretrain", model.name)
+        dropped += [(target / name, keys) for name, keys in _copy_model(model.path, staging / target).items()]
+    for classifier in run.classifiers:
+        target = Path("run", "classifiers", classifier.family, classifier.arm, f"n{classifier.budget}")
+        dropped += [(target / name, keys) for name, keys in _copy_model(classifier.path, staging / target).items()]
+    if dropped:
+        listed = "; ".join(f"{path.as_posix()}: {', '.join(keys)}" for path, keys in dropped)
+        logger.warning(
+            "Space: left out keys that the models' config, tokenizer and kept.json do not define: %s", listed
+        )
+
+
+def _run_local_paths(run: RunFolder) -> set[str]:
+    """The local paths the run folder names: its own and its models' (with their recipes and metrics), and the
+    path-like strings of experiment.yaml and results.jsonl (a run_id is a seqlab id, its task a value of its own)."""
+    records = [{k: v for k, v in r.items() if k != "run_id"} for r in read_results(run.root / "results.jsonl")]
+    experiment = run.root / "experiment.yaml"
+    recipe = yaml.safe_load(experiment.read_text(encoding="utf-8")) if experiment.is_file() else None
+    paths = paths_named_by([records, recipe]) | {str(run.root.resolve()), str(run.root.absolute())}
+    for model in [*run.language_models, *run.classifiers]:
+        paths |= local_paths(model.path)
+    return paths
+
+
+def _refuse_local_paths(run: RunFolder, staging: Path) -> None:
+    found = find_local_path(staging, _run_local_paths(run))
+    if found:
+        raise SeqlabUsageError(
+            f"Space refused: {found[0]} would publish the local path {found[1]!r} (named by the run folder's "
+            "results.jsonl, experiment.yaml or a model's recipe or metrics); nothing was written. Remove it from the "
+            f"file of {run.root} it comes from (README.md embeds summary.md), or show the run with scripts/demo.py."
+        )
 
 
 def write_space(run_dir: str | Path, output_dir: str | Path) -> list[str]:
@@ -128,13 +174,7 @@ def write_space(run_dir: str | Path, output_dir: str | Path) -> list[str]:
         package.mkdir()
         for name in DEMO_MODULES:
             shutil.copy2(Path(__file__).parent / name, package / name)
-        for model in run.language_models:
-            _copy_model(model.path, staging / "run" / "pretrain" / model.name)
-        for classifier in run.classifiers:
-            _copy_model(
-                classifier.path,
-                staging / "run" / "classifiers" / classifier.family / classifier.arm / f"n{classifier.budget}",
-            )
+        _copy_models(run, staging)
         for name in RESULT_FILES:
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, staging / "run" / name)
@@ -154,4 +194,5 @@ def write_space(run_dir: str | Path, output_dir: str | Path) -> list[str]:
             ),
             encoding="utf-8",
         )
+        _refuse_local_paths(run, staging)
     return sorted(str(p.relative_to(output_dir)) for p in output_dir.rglob("*") if p.is_file())

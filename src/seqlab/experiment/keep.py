@@ -18,6 +18,11 @@ from ..hub.export import is_whitelisted
 from .report import select_cells
 
 KEPT_FILE = "kept.json"
+# the keys keep_classifier writes into kept.json: the only ones a Space publishes (seqlab.demo.space)
+KEPT_KEYS = frozenset({
+    "run_id", "family", "init", "num_train_examples", "seed", "learning_rate", "selection", "metrics",
+    "dev_metrics", "reproduced",
+})  # fmt: skip
 
 
 def cell_dir(output_dir: Path, family: str, init: str, budget) -> Path:

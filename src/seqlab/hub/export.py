@@ -197,10 +197,15 @@ def _strings(tree) -> list[str]:
 def local_paths(model_dir: Path) -> set[str]:
     """The local paths a run folder names: its own, and every path-like string of its recipe and metrics."""
     metrics, recipe = read_run_files(model_dir)
-    paths = {str(model_dir.resolve()), str(model_dir.absolute())}
-    for value in filter(_path_like, _strings([recipe, metrics])):
+    return paths_named_by([recipe, metrics]) | {str(model_dir.resolve()), str(model_dir.absolute())}
+
+
+def paths_named_by(tree) -> set[str]:
+    """Every path-like string in a JSON-like `tree`, as written and made absolute (never "/" alone)."""
+    paths = set()
+    for value in filter(_path_like, _strings(tree)):
         paths |= {value, os.path.abspath(os.path.expanduser(value))}
-    return {p for p in paths if len(p) > 1}  # never "/" alone
+    return {p for p in paths if len(p) > 1}
 
 
 def _path_pattern(local: str) -> re.Pattern:
@@ -210,22 +215,48 @@ def _path_pattern(local: str) -> re.Pattern:
     return re.compile(rf"(?<![\w.~-])(?:{spellings})(?![\w.~-])")
 
 
-def _refuse_local_paths(folder: Path, paths: set[str]) -> None:
-    """Fail closed: no exported file may hold a local path, whatever wrote it there.
+def find_local_path(folder: Path, paths: set[str]) -> tuple[str, str] | None:
+    """(file relative to `folder`, local path) of the first file under `folder` that holds one of `paths`.
 
     Weights are skipped: save_pretrained writes their header from tensor names and a fixed format tag alone.
     """
     patterns = {local: _path_pattern(local) for local in sorted(paths)}
-    for path in sorted(folder.iterdir()):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if path.suffix == ".safetensors":
             continue
         text = path.read_text(encoding="utf-8", errors="replace")
         for local, pattern in patterns.items():
             if pattern.search(text):
-                raise SeqlabUsageError(
-                    f"export refused: {path.name} would publish the local path {local!r} (named by the run's recipe "
-                    "or metrics); nothing was written. Remove it from your model's labels or config, or report it."
-                )
+                return path.relative_to(folder).as_posix(), local
+    return None
+
+
+def _refuse_local_paths(folder: Path, paths: set[str]) -> None:
+    """Fail closed: no exported file may hold a local path, whatever wrote it there."""
+    found = find_local_path(folder, paths)
+    if found:
+        raise SeqlabUsageError(
+            f"export refused: {found[0]} would publish the local path {found[1]!r} (named by the run's recipe "
+            "or metrics); nothing was written. Remove it from your model's labels or config, or report it."
+        )
+
+
+def copy_clean_model_files(
+    model_dir: Path, target: Path, extra_files: dict[str, frozenset[str]] | None = None
+) -> dict[str, list[str]]:
+    """Copy a model folder's loadable files into the new folder `target`, the export's way; {file: keys dropped}.
+
+    Copied: the whitelisted files but the card (weights, config, modeling code, tokenizer) and the JSON files
+    of `extra_files` (name -> the keys it may hold). config.json, generation_config.json and the tokenizer
+    files keep only the keys the export keeps (`_file_keys`); the files are copied as they are otherwise.
+    """
+    config = load_folder_config(model_dir, "model folder")
+    extra_files = extra_files or {}
+    target.mkdir(parents=True)
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file() and path.name != "README.md" and (is_whitelisted(path.name) or path.name in extra_files):
+            shutil.copy2(path, target / path.name)
+    return _keep_known_keys(target, {**_file_keys(config), **extra_files})
 
 
 def export_for_hub(
