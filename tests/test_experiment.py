@@ -10,6 +10,7 @@ import yaml
 
 from seqlab.errors import SeqlabUsageError
 from seqlab.experiment import load_experiment, run_experiment
+from seqlab.experiment.keep import KEPT_KEYS
 
 MICRO = {
     "task": "sst2_sentence",
@@ -71,6 +72,7 @@ def test_micro_grid_end_to_end_then_resume(tmp_path, in_repo, capsys):
         kept_dir = out / "classifiers" / r["family"] / r["init"] / "n40"
         kept = json.loads((kept_dir / "kept.json").read_text())
         assert kept["run_id"] == r["run_id"] and kept["metrics"] == r["metrics"] and kept["reproduced"] is True
+        assert set(kept) == KEPT_KEYS  # the keys a Space publishes (seqlab.demo.space): none goes missing there
         names = {p.name for p in kept_dir.iterdir()}
         assert {"config.json", "model.safetensors", "tokenizer.json", "kept.json"} <= names
         assert not {"metrics.json", "train_log.jsonl", "recipe.yaml", "checkpoints"} & names
