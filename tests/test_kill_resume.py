@@ -52,7 +52,7 @@ PRUNING_KILL_WINDOW = SAVE_FILE_DELAY  # from the oldest checkpoint's rename to 
 # scripts/pretrain.py unchanged (only slowed: Accelerate's and torch's file writers and the backward
 # pass). The test kills the children with SIGKILL; the server reaps them and reports their exit status.
 FORK_SERVER = """
-import json, os, runpy, shutil, sys, time, traceback
+import json, os, runpy, shutil, signal, sys, time, traceback
 import accelerate, accelerate.checkpointing, datasets, torch, transformers
 import seqlab.training
 
@@ -71,6 +71,9 @@ for line in sys.stdin:
     request = json.loads(line)
     pid = os.fork()
     if pid == 0:
+        # Ctrl-C raises KeyboardInterrupt, as in a terminal, even when the suite itself was started as a
+        # background job (which starts with SIGINT ignored, and Python then installs no handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.dup2(os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND), 2)
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         if request["save_delay"]:
