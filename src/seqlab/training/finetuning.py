@@ -31,7 +31,7 @@ from .runtime import (
     check_config_overrides,
     check_weights_file,
     check_weights_fit_config,
-    family_of_config,
+    family_name_of_config,
     load_folder_config,
 )
 
@@ -388,6 +388,6 @@ def check_pretrained_folder(args: FinetuningArgs):
             "output_dir of a pretraining run, or 'scratch' with --model_config"
         )
     config = load_folder_config(path, "model_name_or_path")
-    family = family_of_config(config)
+    family = family_name_of_config(config)
     check_weights_file(path, "model_name_or_path")
     return path, config, family

@@ -84,8 +84,9 @@ def release_accelerator(accelerator) -> None:
     GradientState._reset_state()
 
 
-def family_of_config(config: Any) -> str:
-    """``recurrent`` / ``decoder`` / ``encoder`` from a config's ``model_type``."""
+def family_name_of_config(config: Any) -> str:
+    """The seqlab family name (``recurrent`` / ``decoder`` / ``encoder``) of a config; a usage error for any other
+    model type. (``seqlab.models.family_of_config`` gives the ``Family`` record, or None.)"""
     from ..models import family_of_model_type
 
     family = family_of_model_type(config.model_type)
@@ -162,7 +163,7 @@ def _config_kwargs(path: Path, given: str | os.PathLike) -> tuple[str, dict[str,
 
     if path.is_dir():
         base = load_folder_config(path, "model_config")
-        family = family_of_config(base)
+        family = family_name_of_config(base)
         kwargs = base.to_dict()
         for key in ("model_type", "transformers_version", "architectures", "auto_map", "dtype", "torch_dtype"):
             kwargs.pop(key, None)
