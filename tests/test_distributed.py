@@ -7,23 +7,15 @@ machine without GPUs starts two ranks, and seqlab's Accelerator then joins them 
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 
 import pytest
 import yaml
+from launch_helpers import launch_env, two_process_command
 
 pytestmark = pytest.mark.slow
 
 STEPS, BATCH, LENGTH = 6, 4, 32
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_two_cpu_processes_see_different_shards_and_end_identical(tokenizer, tmp_path, repo_root):
@@ -60,30 +52,9 @@ def test_two_cpu_processes_see_different_shards_and_end_identical(tokenizer, tmp
             }
         )
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root / "src"), env.get("PYTHONPATH")]))
-    env["OMP_NUM_THREADS"] = "1"
-    env["SEQLAB_DEBUG_BATCH_LOG"] = str(STEPS)  # test hook: each process logs its batches and weights digest
+    env = launch_env(repo_root, batch_log_steps=STEPS)  # each process logs its batches and weights digest
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            str(_free_port()),
-            str(repo_root / "scripts" / "pretrain.py"),
-            "--config",
-            str(recipe),
-        ],
+        two_process_command(repo_root / "scripts" / "pretrain.py", "--config", str(recipe)),
         capture_output=True,
         text=True,
         env=env,

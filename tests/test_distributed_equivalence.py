@@ -16,15 +16,13 @@ losses within 1e-5 relative and the final evaluation loss within 1e-5 relative.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
 from collections import Counter
 
 import pytest
 import torch
 import yaml
+from launch_helpers import launch_env, two_process_command
 from safetensors.torch import load_file
 
 from seqlab.training import run_pretraining
@@ -34,12 +32,6 @@ pytestmark = pytest.mark.slow
 
 STEPS, GLOBAL_BATCH, LENGTH = 6, 8, 32
 ATOL, RTOL, LOSS_RTOL = 1e-5, 1e-4, 1e-5
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _batches(out, rank: int) -> list[Counter]:
@@ -98,30 +90,9 @@ def test_two_processes_equal_one_process_at_the_same_global_batch(tokenizer, tmp
     config.write_text(
         yaml.safe_dump({**recipe, "per_device_train_batch_size": GLOBAL_BATCH // 2, "output_dir": str(two)})
     )
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_root / "src"), env.get("PYTHONPATH")]))
-    env["OMP_NUM_THREADS"] = "1"
-    env["SEQLAB_DEBUG_BATCH_LOG"] = str(STEPS)  # test hook: each process logs its batches and weights digest
+    env = launch_env(repo_root, batch_log_steps=STEPS)  # each process logs its batches and weights digest
     launched = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-            "--main_process_port",
-            str(_free_port()),
-            str(repo_root / "scripts" / "pretrain.py"),
-            "--config",
-            str(config),
-        ],
+        two_process_command(repo_root / "scripts" / "pretrain.py", "--config", str(config)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
